@@ -1,0 +1,306 @@
+import proxyAddr from '@fastify/proxy-addr'
+import { createHash, X509Certificate } from 'node:crypto'
+import { compileAllow, type AllowPredicate, type AllowRules } from './allow.js'
+import { RevocationList } from './crl.js'
+import { ClientCertInvalidOptionError } from './errors.js'
+import type { ClientCertIdentity } from './identity.js'
+import { createCustomPreset } from './presets/custom.js'
+import { getPreset, presetNames } from './presets/index.js'
+import type { CustomHeaderMapping, Preset } from './presets/types.js'
+import type { FastifyRequest } from 'fastify'
+
+export type ClientCertMode = 'tls' | 'proxy' | 'auto'
+
+/** A PEM string or Buffer (one or several blocks), a DER Buffer, or a list of them. */
+export type PemOrDerInput = string | Buffer | ReadonlyArray<string | Buffer>
+
+export interface ProxyOptions {
+  /** The proxy whose header conventions to read. Give `preset` or `headers`, not both. */
+  preset?: string
+  /** A custom header mapping for proxies without a preset. */
+  headers?: CustomHeaderMapping
+  /**
+   * Who may send certificate headers, judged on the TCP peer address (never `X-Forwarded-For`):
+   * IPs, CIDRs, `'loopback'`/`'linklocal'`/`'uniquelocal'`, `'unix'` for a Unix domain socket, or a function.
+   * No default.
+   */
+  trust: string | readonly string[] | ((address: string) => boolean)
+  /** A shared secret the proxy adds, for hosts where clients and the proxy share an address. */
+  secret?: { header: string, value: string }
+  /** CA certificate(s): verify the forwarded certificate's chain, dates and clientAuth usage in the app too. */
+  ca?: PemOrDerInput
+  /** Longer certificate headers are refused (400) before any decoding. Default 16384. */
+  maxHeaderBytes?: number
+}
+
+export interface CacheOptions {
+  /** Entries per cache (parsed forwarded certificates, resolved users). 0 disables the cache. Default 10 000. */
+  max?: number
+  /** Milliseconds an entry lives. Default 300 000. */
+  ttl?: number
+}
+
+export type AuthorizeHook = (identity: ClientCertIdentity, request: FastifyRequest) => boolean | Promise<boolean>
+export type ResolveUserHook<User = unknown> = (identity: ClientCertIdentity, request: FastifyRequest) => User | null | Promise<User | null>
+
+export interface FastifyClientCertOptions {
+  /** `'tls'` (default): Fastify terminates TLS; `'proxy'`: a trusted proxy forwards the certificate; `'auto'`: both. */
+  mode?: ClientCertMode
+  /** The default route policy: `true` (default) answers 401 without a verified certificate. */
+  required?: boolean
+  /** Required for `'proxy'` and `'auto'`. */
+  proxy?: ProxyOptions
+  /** PEM or DER CRL(s): revoked certificates are refused in both modes. */
+  crl?: PemOrDerInput
+  /** Authorization rules every route uses unless it sets its own. */
+  allow?: AllowRules
+  /** Runs after `allow` for verified certificates; only a returned `true` admits. */
+  authorize?: AuthorizeHook
+  /** Maps a verified identity to the application's user (`request.user`); `null` refuses (403). */
+  resolveUser?: ResolveUserHook
+  /** Bounds of each cache. */
+  cache?: CacheOptions
+  /**
+   * Enables `fastify.clientCert.injectAs()` so tests can `inject()` routes as a given certificate.
+   * Refused when `NODE_ENV` is `production`.
+   */
+  testing?: boolean
+}
+
+/** Per-route settings under `config.clientCert`. `false` switches the plugin off for the route. */
+export interface ClientCertRouteOptions {
+  /** Overrides the plugin's `required` for this route. */
+  required?: boolean
+  /** Replaces the plugin's `allow` for this route. */
+  allow?: AllowRules
+}
+
+export interface NormalizedProxy {
+  preset: Preset
+  /** Lower-case names of every header the preset reads. */
+  headerNames: ReadonlySet<string>
+  isTrusted: (address: string) => boolean
+  secret: { header: string, digest: Buffer } | null
+  maxHeaderBytes: number
+}
+
+export interface Settings {
+  mode: ClientCertMode
+  required: boolean
+  proxy: NormalizedProxy | null
+  proxyCa: X509Certificate[] | null
+  crl: RevocationList | null
+  allow: AllowPredicate | null
+  authorize: AuthorizeHook | null
+  resolveUser: ResolveUserHook | null
+  cacheMax: number
+  cacheTtl: number
+  testing: boolean
+}
+
+export interface RoutePolicy {
+  required: boolean
+  allow: AllowPredicate | null
+}
+
+const topLevelKeys = new Set(['mode', 'required', 'proxy', 'crl', 'allow', 'authorize', 'resolveUser', 'cache', 'testing'])
+const proxyKeys = new Set(['preset', 'headers', 'trust', 'secret', 'ca', 'maxHeaderBytes'])
+const cacheKeys = new Set(['max', 'ttl'])
+const routeKeys = new Set(['required', 'allow'])
+const modes = new Set(['tls', 'proxy', 'auto'])
+// RFC 9110 token characters: what a header name may hold.
+const headerNamePattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+function fail (option: string, reason: string): never {
+  throw new ClientCertInvalidOptionError(option, reason)
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+function checkKeys (value: Record<string, unknown>, allowed: ReadonlySet<string>, prefix: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) fail(prefix + key, 'is not an option of fastify-client-cert')
+  }
+}
+
+function optionalBoolean (value: unknown, option: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(option, 'must be a boolean')
+  return value
+}
+
+function optionalFunction<T> (value: unknown, option: string): T | null {
+  if (value === undefined) return null
+  if (typeof value !== 'function') fail(option, 'must be a function')
+  return value as T
+}
+
+function nonNegativeInteger (value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(option, 'must be a non-negative integer')
+  return value
+}
+
+function pemOrDerList (value: unknown, option: string): Array<string | Buffer> {
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0) fail(option, 'must not be empty')
+  list.forEach((item, index) => {
+    if (typeof item !== 'string' && !Buffer.isBuffer(item)) {
+      fail(Array.isArray(value) ? `${option}[${index}]` : option, 'must be a PEM string or a PEM/DER Buffer')
+    }
+  })
+  return list as Array<string | Buffer>
+}
+
+const pemCertificatePattern = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
+/** Loads CA certificates (PEM bundles or DER) for the app-side chain check; CAs only. */
+export function loadCertificates (value: unknown, option: string): X509Certificate[] {
+  const certificates: X509Certificate[] = []
+  pemOrDerList(value, option).forEach((item, index) => {
+    const itemOption = Array.isArray(value) ? `${option}[${index}]` : option
+    const text = typeof item === 'string' ? item : item.toString('latin1')
+    const blocks = text.includes('-----BEGIN') ? text.match(pemCertificatePattern) ?? [] : [item]
+    if (blocks.length === 0) fail(itemOption, 'holds no PEM certificate')
+    for (const block of blocks) {
+      let certificate: X509Certificate
+      try {
+        certificate = new X509Certificate(block)
+      } catch {
+        fail(itemOption, 'holds something that is not a valid X.509 certificate')
+      }
+      if (!certificate.ca) fail(itemOption, 'holds a certificate that is not a CA (basicConstraints CA:TRUE)')
+      certificates.push(certificate)
+    }
+  })
+  return certificates
+}
+
+function normalizeTrust (value: unknown): (address: string) => boolean {
+  if (value === undefined) fail('proxy.trust', 'is required: list the addresses of your proxies (there is no default)')
+  if (typeof value === 'function') {
+    const user = value as (address: string) => boolean
+    return function trustedByFunction (address) { return user(address) === true }
+  }
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0) fail('proxy.trust', 'must be a non-empty list of IPs or CIDRs, or a function')
+  const addresses: string[] = []
+  let unix = false
+  list.forEach((entry, index) => {
+    if (typeof entry !== 'string') fail(`proxy.trust[${index}]`, 'must be a string')
+    if (entry === 'unix') unix = true
+    else addresses.push(entry)
+  })
+  let matches: (address: string, index: number) => boolean
+  try {
+    matches = proxyAddr.compile(addresses)
+  } catch (error) {
+    fail('proxy.trust', (error as Error).message)
+  }
+  return function trustedByList (address) {
+    if (address === 'unix') return unix
+    return matches(address, 0)
+  }
+}
+
+function normalizeSecret (value: unknown): NormalizedProxy['secret'] {
+  if (value === undefined) return null
+  if (!isPlainObject(value)) fail('proxy.secret', 'must be { header, value }')
+  checkKeys(value, new Set(['header', 'value']), 'proxy.secret.')
+  const { header, value: secret } = value
+  if (typeof header !== 'string' || !headerNamePattern.test(header)) fail('proxy.secret.header', 'must be a header name')
+  if (typeof secret !== 'string' || secret.length < 16) fail('proxy.secret.value', 'must be a string of at least 16 characters')
+  return { header: header.toLowerCase(), digest: digestSecret(secret) }
+}
+
+/** Secrets are compared as SHA-256 digests so the comparison is constant-time whatever the lengths. */
+export function digestSecret (secret: string): Buffer {
+  return createHash('sha256').update(secret, 'latin1').digest()
+}
+
+function normalizeProxy (value: unknown, mode: ClientCertMode): NormalizedProxy | null {
+  if (value === undefined) {
+    if (mode === 'tls') return null
+    fail('proxy', `is required in mode '${mode}'`)
+  }
+  if (mode === 'tls') fail('proxy', "is only used in mode 'proxy' or 'auto': set mode too")
+  if (!isPlainObject(value)) fail('proxy', 'must be an object')
+  checkKeys(value, proxyKeys, 'proxy.')
+  let preset: Preset
+  if (value.preset !== undefined && value.headers !== undefined) fail('proxy', 'takes either preset or headers, not both')
+  if (value.preset !== undefined) {
+    const found = typeof value.preset === 'string' ? getPreset(value.preset) : undefined
+    if (found === undefined) fail('proxy.preset', `must be one of ${presetNames.join(', ')}`)
+    preset = found
+  } else if (value.headers !== undefined) {
+    preset = createCustomPreset(value.headers as CustomHeaderMapping)
+  } else {
+    fail('proxy', 'needs a preset or a headers mapping')
+  }
+  const maxHeaderBytes = nonNegativeInteger(value.maxHeaderBytes, 'proxy.maxHeaderBytes', 16384)
+  if (maxHeaderBytes < 256) fail('proxy.maxHeaderBytes', 'must be at least 256')
+  return {
+    preset,
+    headerNames: new Set(preset.headers),
+    isTrusted: normalizeTrust(value.trust),
+    secret: normalizeSecret(value.secret),
+    maxHeaderBytes
+  }
+}
+
+export function normalizeOptions (options: unknown): Settings {
+  if (options === undefined || options === null) options = {}
+  if (!isPlainObject(options)) fail('options', 'must be an object')
+  checkKeys(options, topLevelKeys, '')
+  const mode = options.mode ?? 'tls'
+  if (typeof mode !== 'string' || !modes.has(mode)) fail('mode', "must be 'tls', 'proxy' or 'auto'")
+  const proxy = normalizeProxy(options.proxy, mode as ClientCertMode)
+  const proxyCa = proxy !== null && options.proxy !== undefined && (options.proxy as ProxyOptions).ca !== undefined
+    ? loadCertificates((options.proxy as ProxyOptions).ca, 'proxy.ca')
+    : null
+  if (proxy !== null && !proxy.preset.proxyVerifies && proxyCa === null) {
+    fail('proxy.ca', `is required with preset '${proxy.preset.name}': that proxy forwards certificates it has not verified`)
+  }
+  let cacheMax = 10_000
+  let cacheTtl = 300_000
+  if (options.cache !== undefined) {
+    if (!isPlainObject(options.cache)) fail('cache', 'must be { max, ttl }')
+    checkKeys(options.cache, cacheKeys, 'cache.')
+    cacheMax = nonNegativeInteger(options.cache.max, 'cache.max', cacheMax)
+    cacheTtl = nonNegativeInteger(options.cache.ttl, 'cache.ttl', cacheTtl)
+  }
+  const testing = optionalBoolean(options.testing, 'testing', false)
+  if (testing && process.env.NODE_ENV === 'production') {
+    fail('testing', 'cannot be enabled when NODE_ENV is production')
+  }
+  return {
+    mode: mode as ClientCertMode,
+    required: optionalBoolean(options.required, 'required', true),
+    proxy,
+    proxyCa,
+    crl: options.crl === undefined ? null : RevocationList.from(pemOrDerList(options.crl, 'crl'), 'crl'),
+    allow: options.allow === undefined ? null : compileAllow(options.allow as AllowRules, 'allow'),
+    authorize: optionalFunction<AuthorizeHook>(options.authorize, 'authorize'),
+    resolveUser: optionalFunction<ResolveUserHook>(options.resolveUser, 'resolveUser'),
+    cacheMax,
+    cacheTtl,
+    testing
+  }
+}
+
+/** Compiles `config.clientCert` of one route, once, in `onRoute`. `null`: the plugin does nothing for the route. */
+export function compileRoutePolicy (value: unknown, settings: Settings, route: string): RoutePolicy | null {
+  const prefix = `config.clientCert of route ${route}`
+  if (value === false) return null
+  if (value === undefined || value === true) return { required: settings.required, allow: settings.allow }
+  if (!isPlainObject(value)) fail(prefix, 'must be false or { required, allow }')
+  checkKeys(value, routeKeys, prefix + '.')
+  return {
+    required: optionalBoolean(value.required, prefix + '.required', settings.required),
+    allow: value.allow === undefined ? settings.allow : compileAllow(value.allow as AllowRules, prefix + '.allow')
+  }
+}

@@ -1,0 +1,143 @@
+import { timingSafeEqual, X509Certificate } from 'node:crypto'
+import { LruMap } from 'toad-cache'
+import { formatDN, type RDN } from './dn.js'
+import { ClientCertBadHeaderError, ClientCertUntrustedSourceError } from './errors.js'
+import { certificateFields, commonNameOf, freezeRDNs, freezeSan, type CertificateFields } from './identity.js'
+import { digestSecret, type NormalizedProxy } from './options.js'
+import { CertificateParseError } from './parse-error.js'
+import type { ForwardedCert } from './presets/types.js'
+import { spiffeIdFromUris } from './spiffe.js'
+
+/** A forwarded certificate after decoding, as cached by header value (never by socket). */
+export interface DecodedForward {
+  /** `null`: the proxy says there is no certificate. */
+  fields: CertificateFields | null
+  /** The leaf (when forwarded whole) and what the proxy forwarded after it, for `proxy.ca` and `crl`. */
+  leaf: X509Certificate | null
+  chain: X509Certificate[]
+  proxyVerified: boolean
+  proxyError: string | null
+}
+
+/** What the request's headers hold for the proxy: `absent` when it carries none of the certificate headers. */
+export type ForwardLookup = { kind: 'absent' } | { kind: 'forwarded', decoded: DecodedForward }
+
+const absent: ForwardLookup = Object.freeze({ kind: 'absent' })
+// Separators that cannot occur in a header value (RFC 9110 forbids CR, LF and NUL; Node's parser enforces it).
+const valueSeparator = '\n'
+const missingValue = '\r'
+
+/**
+ * Reads the certificate headers of one preset or mapping from a request: trust check on the TCP peer
+ * address, shared secret, one copy per header, length cap, then decoding through a cache keyed by the
+ * header values themselves.
+ */
+export class ProxySource {
+  readonly #proxy: NormalizedProxy
+  readonly #names: readonly string[]
+  readonly #cache: LruMap<DecodedForward> | null
+
+  constructor (proxy: NormalizedProxy, cacheMax: number, cacheTtl: number) {
+    this.#proxy = proxy
+    this.#names = proxy.preset.headers
+    this.#cache = cacheMax > 0 ? new LruMap<DecodedForward>(cacheMax, cacheTtl) : null
+  }
+
+  /** True when the connection's TCP peer is a configured proxy. */
+  isTrustedAddress (address: string | undefined): boolean {
+    return address !== undefined && this.#proxy.isTrusted(address)
+  }
+
+  /**
+   * `absent` when the request has no certificate header; else the decoded forward.
+   * Throws 400 errors for untrusted senders and malformed, repeated or oversized headers.
+   */
+  lookup (rawHeaders: readonly string[], address: string | undefined): ForwardLookup {
+    const values = this.#collect(rawHeaders)
+    if (values === null) return absent
+    if (!this.isTrustedAddress(address)) throw new ClientCertUntrustedSourceError()
+    const secret = this.#proxy.secret
+    if (secret !== null) {
+      const sent = values.get(secret.header)
+      if (sent === undefined || !timingSafeEqual(digestSecret(sent), secret.digest)) throw new ClientCertUntrustedSourceError()
+    }
+    let key = ''
+    for (const name of this.#names) {
+      const value = values.get(name)
+      if (value !== undefined && value.length > this.#proxy.maxHeaderBytes) throw new ClientCertBadHeaderError()
+      key += (value ?? missingValue) + valueSeparator
+    }
+    const cached = this.#cache?.get(key)
+    if (cached !== undefined) return { kind: 'forwarded', decoded: cached }
+    const decoded = this.#decode(values)
+    this.#cache?.set(key, decoded)
+    return { kind: 'forwarded', decoded }
+  }
+
+  /** Drops every decoded entry (after `reload`). */
+  clear (): void {
+    this.#cache?.clear()
+  }
+
+  #collect (rawHeaders: readonly string[]): Map<string, string> | null {
+    let values: Map<string, string> | null = null
+    let certificateHeaders = false
+    const secretHeader = this.#proxy.secret?.header
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i].toLowerCase()
+      const ours = this.#proxy.headerNames.has(name)
+      if (!ours && name !== secretHeader) continue
+      values ??= new Map()
+      // Node joins repeated headers into one value; a repeated certificate header is an attack or a misconfiguration.
+      if (values.has(name)) throw new ClientCertBadHeaderError()
+      values.set(name, rawHeaders[i + 1])
+      if (ours) certificateHeaders = true
+    }
+    return certificateHeaders ? values : null
+  }
+
+  #decode (values: Map<string, string>): DecodedForward {
+    let forwarded: ForwardedCert | null
+    try {
+      forwarded = this.#proxy.preset.decode(function read (name: string) { return values.get(name) })
+      if (forwarded === null) return { fields: null, leaf: null, chain: [], proxyVerified: false, proxyError: null }
+      const leaf = forwarded.der === null ? null : new X509Certificate(forwarded.der)
+      return {
+        fields: leaf === null ? fieldsFromParts(forwarded) : certificateFields(leaf),
+        leaf,
+        chain: forwarded.chain.map((der) => new X509Certificate(der)),
+        proxyVerified: forwarded.verified,
+        proxyError: forwarded.verified ? null : forwarded.verifyError
+      }
+    } catch (error) {
+      throw badHeader(error)
+    }
+  }
+}
+
+function badHeader (cause: unknown): Error {
+  const error = new ClientCertBadHeaderError()
+  // The cause reaches the log (never the client): OpenSSL's or a codec's reason helps whoever set up the proxy.
+  error.cause = cause instanceof CertificateParseError ? cause : new CertificateParseError('not a valid X.509 certificate')
+  return error
+}
+
+function fieldsFromParts (forwarded: ForwardedCert): CertificateFields {
+  const subjectRDNs = forwarded.subjectRDNs === undefined ? null : freezeRDNs(forwarded.subjectRDNs)
+  const issuerRDNs = forwarded.issuerRDNs === undefined ? null : freezeRDNs(forwarded.issuerRDNs)
+  const san = forwarded.san === undefined ? null : freezeSan(forwarded.san)
+  return Object.freeze({
+    subject: subjectRDNs === null ? null : formatDN(subjectRDNs),
+    issuer: issuerRDNs === null ? null : formatDN(issuerRDNs),
+    subjectRDNs,
+    issuerRDNs,
+    commonName: subjectRDNs === null ? null : commonNameOf(subjectRDNs as RDN[]),
+    san,
+    spiffeId: forwarded.spiffeId !== undefined ? forwarded.spiffeId : san === null ? null : spiffeIdFromUris(san.uri),
+    serialNumber: forwarded.serialNumber ?? null,
+    fingerprint256: forwarded.fingerprint256 ?? null,
+    notBefore: forwarded.notBefore ?? null,
+    notAfter: forwarded.notAfter ?? null,
+    certificate: null
+  })
+}

@@ -1,0 +1,61 @@
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { expect, test } from 'tstyche'
+import fastifyClientCert, {
+  ClientCertForbiddenError,
+  ClientCertMissingError,
+  fastifyClientCert as named,
+  formatDN,
+  identityFromCertificate,
+  parseDN,
+  type ClientCertIdentity,
+  type FastifyClientCertOptions,
+  type RDN
+} from 'fastify-client-cert'
+
+test('the default and the named export are the same plugin', () => {
+  expect(fastifyClientCert).type.toBe(named)
+})
+
+test('options are typed', () => {
+  const app = Fastify()
+  app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'nginx', trust: ['10.0.0.0/8'] } })
+  app.register(fastifyClientCert, { required: false, allow: { spiffe: ['spiffe://example.org/ns/admin/*'] } })
+  app.register(fastifyClientCert, {
+    authorize: async (identity) => identity.commonName === 'alice',
+    resolveUser: async (identity) => ({ id: identity.fingerprint256 }),
+    cache: { max: 100, ttl: 1000 }
+  })
+  expect<FastifyClientCertOptions>().type.not.toBeAssignableFrom({ mode: 'mtls' })
+  expect<FastifyClientCertOptions>().type.not.toBeAssignableFrom({ proxy: { preset: 'nginx' } })
+  expect<FastifyClientCertOptions>().type.not.toBeAssignableFrom({ required: 'yes' })
+})
+
+test('request.clientCert and route config are typed', () => {
+  const app = Fastify()
+  app.get('/', { config: { clientCert: { required: false, allow: { subjects: [{ O: 'Example Corp' }] } } } }, async (request) => {
+    expect(request.clientCert).type.toBe<ClientCertIdentity | null>()
+    if (request.clientCert !== null) {
+      expect(request.clientCert.subjectRDNs).type.toBe<ReadonlyArray<Readonly<RDN>> | null>()
+      expect(request.clientCert.verified).type.toBe<boolean>()
+      expect(request.clientCert.notAfter).type.toBe<Date | null>()
+    }
+  })
+  app.get('/health', { config: { clientCert: false } }, async () => 'ok')
+  expect(app.get).type.not.toBeCallableWith('/x', { config: { clientCert: { required: 'no' } } }, async () => 'x')
+})
+
+test('the decorator and the verifier hook', () => {
+  const app = Fastify()
+  expect(app.clientCert.reload).type.toBeCallableWith({ crl: '-----BEGIN X509 CRL-----' })
+  expect(app.clientCert.reload).type.toBeCallableWith({ ca: null })
+  const hook = app.clientCert.verify({ allow: { dns: ['api.example.org'] } })
+  expect(hook).type.toBeAssignableTo<(request: FastifyRequest, reply: FastifyReply) => Promise<void>>()
+})
+
+test('exported helpers', () => {
+  expect(parseDN('CN=a')).type.toBe<RDN[]>()
+  expect(formatDN(parseDN('CN=a'))).type.toBe<string>()
+  expect(identityFromCertificate('pem', { source: 'proxy', proxy: 'nginx', verified: true })).type.toBe<ClientCertIdentity>()
+  expect(new ClientCertMissingError().code).type.toBe<string>()
+  expect(new ClientCertForbiddenError()).type.toBeAssignableTo<Error>()
+})
