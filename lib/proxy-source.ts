@@ -106,7 +106,8 @@ export class ProxySource {
         fields: leaf === null ? fieldsFromParts(forwarded) : certificateFields(leaf),
         leaf,
         chain: forwarded.chain.map((der) => new X509Certificate(der)),
-        proxyVerified: forwarded.verified,
+        // A proxy that forwards unverified certificates leaves the verdict to proxy.ca (registration requires it).
+        proxyVerified: forwarded.verified || !this.#proxy.preset.proxyVerifies,
         proxyError: forwarded.verified ? null : forwarded.verifyError
       }
     } catch (error) {
