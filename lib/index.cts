@@ -1,7 +1,31 @@
 // The CommonJS entry: `require('fastify-client-cert')` hands out the plugin function itself, carrying every
-// named export (and `default`) as properties, as @fastify/* plugins do.
+// named export (and `default`) as properties, as @fastify/* plugins do. The namespace re-exports the public
+// types for CommonJS TypeScript users (`import fcc = require('fastify-client-cert')`, then `fcc.RDN`).
 import api = require('./index.js')
 
 const plugin = Object.assign(api.fastifyClientCert, api)
+
+declare namespace plugin {
+  export type AllowRules = api.AllowRules
+  export type AuthorizeHook = api.AuthorizeHook
+  export type CacheOptions = api.CacheOptions
+  export type ClientCertDecorator = api.ClientCertDecorator
+  export type ClientCertIdentity = api.ClientCertIdentity
+  export type ClientCertMode = api.ClientCertMode
+  export type ClientCertRouteOptions = api.ClientCertRouteOptions
+  export type ClientCertUser = api.ClientCertUser
+  export type CustomHeaderMapping = api.CustomHeaderMapping
+  export type DNAttribute = api.DNAttribute
+  export type FastifyClientCertOptions = api.FastifyClientCertOptions
+  export type IdentityOptions = api.IdentityOptions
+  export type IdentitySource = api.IdentitySource
+  export type InjectIdentity = api.InjectIdentity
+  export type NameRule = api.NameRule
+  export type PemOrDerInput = api.PemOrDerInput
+  export type ProxyOptions = api.ProxyOptions
+  export type RDN = api.RDN
+  export type ResolveUserHook<User = unknown> = api.ResolveUserHook<User>
+  export type SubjectAltNames = api.SubjectAltNames
+}
 
 export = plugin

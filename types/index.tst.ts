@@ -25,9 +25,10 @@ test('options are typed', () => {
     resolveUser: async (identity) => ({ id: identity.fingerprint256 }),
     cache: { max: 100, ttl: 1000 }
   })
-  expect<FastifyClientCertOptions>().type.not.toBeAssignableFrom({ mode: 'mtls' })
-  expect<FastifyClientCertOptions>().type.not.toBeAssignableFrom({ proxy: { preset: 'nginx' } })
-  expect<FastifyClientCertOptions>().type.not.toBeAssignableFrom({ required: 'yes' })
+  expect({ mode: 'auto', proxy: { preset: 'nginx', trust: '127.0.0.1' } } as const).type.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ mode: 'mtls' } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ proxy: { preset: 'nginx' } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ required: 'yes' } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
 })
 
 test('request.clientCert and route config are typed', () => {
@@ -56,6 +57,6 @@ test('exported helpers', () => {
   expect(parseDN('CN=a')).type.toBe<RDN[]>()
   expect(formatDN(parseDN('CN=a'))).type.toBe<string>()
   expect(identityFromCertificate('pem', { source: 'proxy', proxy: 'nginx', verified: true })).type.toBe<ClientCertIdentity>()
-  expect(new ClientCertMissingError().code).type.toBe<string>()
+  expect(new ClientCertMissingError().code).type.toBe<'FST_CLIENT_CERT_MISSING'>()
   expect(new ClientCertForbiddenError()).type.toBeAssignableTo<Error>()
 })
