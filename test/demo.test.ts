@@ -1,0 +1,15 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+
+t.test('npm run demo: calls the server with a fresh certificate and prints the identity', async (t) => {
+  // Run as users run it (the built package), outside tap's coverage instrumentation.
+  const { stdout } = await promisify(execFile)(process.execPath, ['examples/demo.js', '--once'], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+    timeout: 60_000
+  })
+  t.match(stdout, /with the client certificate -> 200/)
+  t.match(stdout, /"hello": "demo-user"/)
+  t.match(stdout, /"subject": "CN=demo-user,OU=Engineering,O=Example Corp"/)
+  t.match(stdout, /without a certificate -> 401 .*FST_CLIENT_CERT_MISSING/)
+})
