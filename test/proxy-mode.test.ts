@@ -7,7 +7,7 @@ import { toJSON } from './helpers/server.js'
 
 const trusted = '127.0.0.1'
 
-async function proxyApp (options: Partial<FastifyClientCertOptions> & { proxy?: Partial<NonNullable<FastifyClientCertOptions['proxy']>> } = {}): Promise<{ app: FastifyInstance, seen: unknown[] }> {
+async function proxyApp (options: Omit<FastifyClientCertOptions, 'proxy'> & { proxy?: Partial<NonNullable<FastifyClientCertOptions['proxy']>> } = {}): Promise<{ app: FastifyInstance, seen: unknown[] }> {
   const app = Fastify()
   const seen: unknown[] = []
   await app.register(fastifyClientCert, {

@@ -1,0 +1,34 @@
+import { derFromPem, percentDecode, presentValue } from '../cert-encodings.js'
+import { CertificateParseError } from '../parse-error.js'
+import { failureReason, forwarded, statusMissing } from './common.js'
+import type { ForwardedCert, HeaderRead, Preset } from './types.js'
+
+const CERT = 'x-ssl-client-cert'
+const VERIFY = 'x-ssl-client-verify'
+
+/**
+ * nginx:
+ * ```
+ * proxy_set_header X-SSL-Client-Cert   $ssl_client_escaped_cert;
+ * proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
+ * ```
+ * `$ssl_client_escaped_cert` is the URL-encoded PEM (`$ssl_client_cert` and `$ssl_client_raw_cert` hold line
+ * breaks that Node's HTTP parser refuses). nginx omits the header when there is no certificate.
+ * Verified: status `SUCCESS`. `FAILED:reason` (`optional_no_ca`) is not verified, `reason` is the error.
+ * `NONE` beside a certificate, or any other status, is refused. A status without a certificate is no certificate.
+ */
+export const nginx: Preset = Object.freeze({
+  name: 'nginx',
+  headers: Object.freeze([CERT, VERIFY]),
+  proxyVerifies: true,
+  decode (read: HeaderRead): ForwardedCert | null {
+    const cert = presentValue(read(CERT))
+    const status = presentValue(read(VERIFY))
+    if (cert === undefined) return null
+    const der = derFromPem(percentDecode(cert, 'certificate'))
+    if (status === undefined) throw statusMissing(VERIFY)
+    if (status === 'SUCCESS') return forwarded(der, [], true, null)
+    if (status.startsWith('FAILED:')) return forwarded(der, [], false, failureReason(status))
+    throw new CertificateParseError('unexpected nginx verify status beside a certificate')
+  }
+})
