@@ -262,6 +262,9 @@ export function normalizeOptions (options: unknown): Settings {
   const proxyCa = proxy !== null && options.proxy !== undefined && (options.proxy as ProxyOptions).ca !== undefined
     ? loadCertificates((options.proxy as ProxyOptions).ca, 'proxy.ca')
     : null
+  if (proxyCa !== null && (options.proxy as ProxyOptions).headers !== undefined && (options.proxy as ProxyOptions).headers!.cert === undefined) {
+    fail('proxy.ca', 'needs a mapping that forwards the whole certificate (proxy.headers.cert): a name alone cannot be verified')
+  }
   if (proxy !== null && !proxy.preset.proxyVerifies && proxyCa === null) {
     fail('proxy.ca', `is required with preset '${proxy.preset.name}': that proxy forwards certificates it has not verified`)
   }

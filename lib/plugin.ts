@@ -129,8 +129,9 @@ function judge (
   if (!verified) return { verified, verifyError, recheckAt }
   if (fields.notAfter !== null && now > recheckAt) return { verified: false, verifyError: 'CERT_HAS_EXPIRED', recheckAt: Infinity }
   if (chain !== null && state.proxyCa !== null) {
-    // Checked by the caller at registration: proxy.ca always comes with whole certificates.
-    const error = verifyChain(certificate!, chain, state.proxyCa, now)
+    // With proxy.ca the app verifies too, which needs the whole certificate: a preset that sometimes forwards
+    // only names (Envoy's XFCC without Cert, ALB's detail headers) cannot be verified then.
+    const error = certificate === null ? 'CERTIFICATE_NOT_FORWARDED' : verifyChain(certificate, chain, state.proxyCa, now)
     if (error !== null) return { verified: false, verifyError: error, recheckAt }
   }
   if (state.crl !== null && certificate !== null) {
@@ -179,7 +180,7 @@ function proxyIdentity (state: State, decoded: DecodedForward & { [kVerdict]?: V
   let identity: ClientCertIdentity | null = null
   let recheckAt = Infinity
   if (decoded.fields !== null) {
-    const verdict = judge(state, decoded.fields, decoded.proxyVerified, decoded.proxyError, null, decoded.leaf === null ? null : decoded.chain, now)
+    const verdict = judge(state, decoded.fields, decoded.proxyVerified, decoded.proxyError, null, decoded.chain, now)
     recheckAt = verdict.recheckAt
     identity = composeIdentity(decoded.fields, { source: 'proxy', proxy: presetName, verified: verdict.verified, verifyError: verdict.verifyError })
   }
@@ -212,9 +213,11 @@ function identify (state: State, request: FastifyRequest): ClientCertIdentity | 
 }
 
 function injectedIdentity (state: State, token: string | string[]): ClientCertIdentity | null {
-  const identity = typeof token === 'string' ? state.tokens!.get(token) : undefined
+  // Node joins a repeated header into one string, which is no token either.
+  const key = String(token)
+  const identity = state.tokens!.get(key)
   if (identity === undefined) throw new ClientCertUntrustedSourceError()
-  state.tokens!.delete(token as string)
+  state.tokens!.delete(key)
   return identity
 }
 

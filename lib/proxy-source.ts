@@ -74,11 +74,6 @@ export class ProxySource {
     return { kind: 'forwarded', decoded }
   }
 
-  /** Drops every decoded entry (after `reload`). */
-  clear (): void {
-    this.#cache?.clear()
-  }
-
   #collect (rawHeaders: readonly string[]): Map<string, string> | null {
     let values: Map<string, string> | null = null
     let certificateHeaders = false

@@ -27,8 +27,8 @@ export function connectionOf (raw: unknown): { holder: object, socket: TLSSocket
   const request = raw as Http2Like
   const session = request.stream?.session
   if (session !== undefined) {
-    const socket = session.socket
-    return socket !== undefined && socket.encrypted === true ? { holder: session, socket } : null
+    const socket = session.socket as TLSSocket
+    return socket.encrypted === true ? { holder: session, socket } : null
   }
   const socket = request.socket
   return socket !== undefined && socket !== null && socket.encrypted === true ? { holder: socket, socket } : null
@@ -36,18 +36,19 @@ export function connectionOf (raw: unknown): { holder: object, socket: TLSSocket
 
 export function readPeer (socket: TLSSocket): TlsPeer {
   const certificate = socket.getPeerX509Certificate()
-  const finished = socket.getProtocol() === 'TLSv1.3' ? null : socket.getFinished() ?? null
+  // After a completed handshake (a request arrived) getFinished() always returns the message.
+  const finished = socket.getProtocol() === 'TLSv1.3' ? null : socket.getFinished() as Buffer
   if (certificate === undefined) {
     return { fields: null, issuer: null, authorized: false, authorizationError: null, finished }
   }
   // `authorized` alone is not enough: a resumed TLS 1.3 session without a certificate also says authorized.
   const authorized = socket.authorized === true
-  const error = socket.authorizationError as unknown
   return {
     fields: certificateFields(certificate),
     issuer: issuerOf(certificate),
     authorized,
-    authorizationError: authorized ? null : (typeof error === 'string' && error !== '' ? error : 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'),
+    // Node sets authorizationError to the OpenSSL code whenever a presented certificate is not authorized.
+    authorizationError: authorized ? null : String(socket.authorizationError),
     finished
   }
 }
@@ -60,7 +61,5 @@ function issuerOf (certificate: X509Certificate): X509Certificate | null {
 
 /** True while the socket still speaks with the handshake `peer` was read from. */
 export function samePeer (peer: TlsPeer, socket: TLSSocket): boolean {
-  if (peer.finished === null) return true
-  const finished = socket.getFinished()
-  return finished !== undefined && finished.equals(peer.finished)
+  return peer.finished === null || peer.finished.equals(socket.getFinished() as Buffer)
 }
