@@ -96,9 +96,8 @@ function toCertificate (input: string | Buffer | X509Certificate): X509Certifica
 /** Reads every certificate-derived field once; the result is frozen and safe to share and cache. */
 export function certificateFields (input: string | Buffer | X509Certificate): CertificateFields {
   const certificate = toCertificate(input)
-  // Node 20 gives `undefined` rather than '' for an empty name.
-  const subjectRDNs = freezeRDNs(parseNodeDN(certificate.subject ?? ''))
-  const issuerRDNs = freezeRDNs(parseNodeDN(certificate.issuer ?? ''))
+  const subjectRDNs = freezeRDNs(parseNodeDN(certificate.subject))
+  const issuerRDNs = freezeRDNs(parseNodeDN(certificate.issuer))
   const san = freezeSan(parseNodeSAN(certificate.subjectAltName))
   return Object.freeze({
     subject: formatDN(subjectRDNs),

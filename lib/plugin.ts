@@ -31,7 +31,7 @@ import {
   type RoutePolicy,
   type Settings
 } from './options.js'
-import { ProxySource, type DecodedForward } from './proxy-source.js'
+import { peerAddress, ProxySource, type DecodedForward } from './proxy-source.js'
 import { connectionOf, readPeer, samePeer, type TlsPeer } from './tls-source.js'
 import { UserCache } from './user-cache.js'
 
@@ -91,6 +91,8 @@ const testHeader = 'x-fastify-client-cert-test-token'
 const crlRecheckMs = 60_000
 
 interface Verdict {
+  /** Several registrations (encapsulated contexts) may judge one connection, each by its own lists. */
+  state: State
   generation: number
   recheckAt: number
   identity: ClientCertIdentity | null
@@ -161,7 +163,7 @@ function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdenti
     holder[kPeer] = entry
   }
   const memo = entry[kVerdict]
-  if (memo !== undefined && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
+  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
   const peer = entry.peer
   let identity: ClientCertIdentity | null = null
   let recheckAt = Infinity
@@ -170,13 +172,13 @@ function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdenti
     recheckAt = verdict.recheckAt
     identity = composeIdentity(peer.fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
   }
-  entry[kVerdict] = { generation: state.generation, recheckAt, identity }
+  entry[kVerdict] = { state, generation: state.generation, recheckAt, identity }
   return identity
 }
 
 function proxyIdentity (state: State, decoded: DecodedForward & { [kVerdict]?: Verdict }, presetName: string, now: number): ClientCertIdentity | null {
   const memo = decoded[kVerdict]
-  if (memo !== undefined && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
+  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
   let identity: ClientCertIdentity | null = null
   let recheckAt = Infinity
   if (decoded.fields !== null) {
@@ -184,14 +186,8 @@ function proxyIdentity (state: State, decoded: DecodedForward & { [kVerdict]?: V
     recheckAt = verdict.recheckAt
     identity = composeIdentity(decoded.fields, { source: 'proxy', proxy: presetName, verified: verdict.verified, verifyError: verdict.verifyError })
   }
-  decoded[kVerdict] = { generation: state.generation, recheckAt, identity }
+  decoded[kVerdict] = { state, generation: state.generation, recheckAt, identity }
   return identity
-}
-
-function peerAddress (raw: FastifyRequest['raw']): string | undefined {
-  const socket = raw.socket
-  // A Unix domain socket has no address; a destroyed TCP socket may have lost its own.
-  return socket.remoteAddress ?? (socket.destroyed ? undefined : 'unix')
 }
 
 /** The request's identity by the configured mode; throws 400 errors for spoofed or malformed headers. */
@@ -204,7 +200,7 @@ function identify (state: State, request: FastifyRequest): ClientCertIdentity | 
   }
   const proxy = state.proxy
   if (proxy === null) return tlsIdentity(state, raw, now)
-  const address = peerAddress(raw)
+  const address = peerAddress(raw.socket)
   const lookup = proxy.lookup(raw.rawHeaders, address)
   if (lookup.kind === 'forwarded') return proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
   // 'auto': a proxy's own connection has no user certificate, even when the proxy presented one itself.
@@ -431,4 +427,3 @@ export const fastifyClientCert: FastifyPluginAsync<FastifyClientCertOptions> = f
   name: 'fastify-client-cert'
 })
 
-export { identify as _identifyForTests }

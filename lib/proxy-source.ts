@@ -111,6 +111,12 @@ export class ProxySource {
   }
 }
 
+/** The TCP peer address trust is judged on; `'unix'` for a Unix domain socket, which has none. */
+export function peerAddress (socket: { remoteAddress?: string, destroyed: boolean }): string | undefined {
+  // A destroyed TCP socket may have lost its address too: that must never read as 'unix'.
+  return socket.remoteAddress ?? (socket.destroyed ? undefined : 'unix')
+}
+
 function badHeader (cause: unknown): Error {
   const error = new ClientCertBadHeaderError()
   // The cause reaches the log (never the client): OpenSSL's or a codec's reason helps whoever set up the proxy.

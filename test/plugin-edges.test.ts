@@ -67,7 +67,7 @@ t.test('DN-only mappings cannot be combined with proxy.ca', async (t) => {
     mode: 'proxy',
     proxy: { trust: '127.0.0.1', ca: corpus.caPem, headers: { subject: { name: 'x-s', encoding: 'dn-rfc4514' }, verified: 'present' } }
   })
-  await t.rejects(app.ready(), /proxy\.ca: needs a mapping that forwards the whole certificate/)
+  await t.rejects(async () => await app.ready(), /proxy\.ca: needs a mapping that forwards the whole certificate/)
 })
 
 t.test('Fastify on a Unix domain socket: trusted only when trust lists \'unix\'', async (t) => {
@@ -157,4 +157,60 @@ t.test('with proxy.ca, a forward without the whole certificate cannot be verifie
   })
   const withCert = `By=spiffe://example.org/ns/edge;Cert="${encodeURIComponent(corpus.leaves.alice.certPem)}"`
   t.match((await app.inject({ url: '/maybe', headers: { 'x-forwarded-client-cert': withCert } })).json(), { verified: true, commonName: 'alice' })
+})
+
+t.test('peerAddress: a Unix socket reads as unix, a destroyed socket as nothing', async (t) => {
+  const { peerAddress } = await import('../lib/proxy-source.js')
+  t.equal(peerAddress({ remoteAddress: '127.0.0.1', destroyed: false }), '127.0.0.1')
+  t.equal(peerAddress({ remoteAddress: undefined, destroyed: false }), 'unix')
+  t.equal(peerAddress({ remoteAddress: undefined, destroyed: true }), undefined)
+})
+
+t.test('normalizeOptions: defaults, null-prototype objects, odd values', async (t) => {
+  const { normalizeOptions } = await import('../lib/options.js')
+  t.match(normalizeOptions(undefined), { mode: 'tls', required: true, proxy: null, cacheMax: 10000, cacheTtl: 300000, testing: false })
+  t.match(normalizeOptions(null), { mode: 'tls' })
+  const bare = Object.assign(Object.create(null), { required: false })
+  t.match(normalizeOptions(bare), { required: false })
+  t.throws(() => normalizeOptions({ mode: 'proxy', proxy: { preset: 42, trust: '127.0.0.1' } }), /proxy\.preset: must be one of/)
+  t.throws(() => normalizeOptions({ mode: 'proxy', proxy: { preset: 'nginx', trust: '127.0.0.1', ca: 42 } }), /option proxy\.ca: must be a PEM string/)
+  t.throws(() => normalizeOptions(new Date()), /option options: must be an object/)
+})
+
+t.test('a forwarded value that looks like DER but is no certificate: 400 with the reason logged', async (t) => {
+  const lines: string[] = []
+  const { Writable } = await import('node:stream')
+  const stream = new Writable({ write (chunk, _encoding, callback) { lines.push(String(chunk)); callback() } })
+  const app = Fastify({ logger: { stream, level: 'warn' } })
+  await app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'haproxy', trust: '127.0.0.1' } })
+  app.get('/whoami', async () => 'never')
+  t.teardown(() => app.close())
+  const response = await app.inject({ url: '/whoami', headers: { 'x-ssl-client-cert': 'MAMCAQE=', 'x-ssl-client-verify': '0', 'x-ssl-client-used': '1' } })
+  t.equal(response.json().code, 'FST_CLIENT_CERT_BAD_HEADER')
+  t.match(lines.join(''), /"reason":"not a valid X\.509 certificate","msg":"malformed client certificate headers refused"/)
+  t.notMatch(response.body, /X\.509/)
+})
+
+t.test('names-only identities without issuer and serial are never cached for users', async (t) => {
+  const app = Fastify()
+  let lookups = 0
+  await app.register(fastifyClientCert, {
+    mode: 'proxy',
+    proxy: { trust: '127.0.0.1', headers: { subject: { name: 'x-client-subject', encoding: 'dn-legacy' }, verified: 'present' } },
+    resolveUser: async () => ({ n: ++lookups })
+  })
+  app.get('/whoami', async (request) => ({ subject: request.clientCert?.subject, issuer: request.clientCert?.issuer, user: request.user }))
+  t.teardown(() => app.close())
+  const headers = { 'x-client-subject': '/C=US/O=Example Corp/CN=eve' }
+  t.same((await app.inject({ url: '/whoami', headers })).json(), { subject: 'CN=eve,O=Example Corp,C=US', issuer: null, user: { n: 1 } })
+  t.same((await app.inject({ url: '/whoami', headers })).json().user, { n: 2 })
+})
+
+t.test('injectAs as a proxy without a preset name says custom', async (t) => {
+  const corpus = await getCorpus()
+  const app = Fastify()
+  await app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'nginx', trust: '127.0.0.1' }, testing: true })
+  app.get('/whoami', async (request) => ({ source: request.clientCert?.source, proxy: request.clientCert?.proxy }))
+  t.teardown(() => app.close())
+  t.same((await app.clientCert.injectAs({ certificate: corpus.leaves.alice.der, source: 'proxy' }, '/whoami')).json(), { source: 'proxy', proxy: 'custom' })
 })

@@ -78,3 +78,29 @@ t.test('crl in proxy mode', async (t) => {
   t.same((await app.inject({ url: '/maybe', headers: headers('bob') })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
   t.same((await app.inject({ url: '/maybe', headers: headers('alice') })).json(), { verified: true, verifyError: null })
 })
+
+t.test('two registrations judge one connection each by their own lists', async (t) => {
+  const corpus = await getCorpus()
+  const crl = makeCrl(corpus.intermediate, [corpus.leaves.alice.certPath])
+  const { fastifyClientCert } = await import('../lib/index.js')
+  const Fastify = (await import('fastify')).default
+  const server = corpus.leaves.serverauth
+  const app = Fastify({ https: { key: server.keyPem, cert: server.chainPem, ca: corpus.caPem, requestCert: true, rejectUnauthorized: false } })
+  // Sibling contexts, each with its own registration (one registration per context tree).
+  app.register(async (lenient) => {
+    await lenient.register(fastifyClientCert)
+    lenient.get('/lenient', async (request) => ({ verified: request.clientCert?.verified }))
+  })
+  app.register(async (strict) => {
+    await strict.register(fastifyClientCert, { crl })
+    strict.get('/strict', async (request) => ({ verified: request.clientCert?.verified }))
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const url = `https://localhost:${(app.server.address() as { port: number }).port}`
+  const alice = await clientAgent('alice')
+  t.teardown(() => alice.close())
+  t.equal((await request(url + '/lenient', { dispatcher: alice })).statusCode, 200)
+  t.equal((await request(url + '/strict', { dispatcher: alice })).statusCode, 401, 'the second registration\'s CRL applies on the same connection')
+  t.equal((await request(url + '/lenient', { dispatcher: alice })).statusCode, 200)
+})
