@@ -426,4 +426,3 @@ export const fastifyClientCert: FastifyPluginAsync<FastifyClientCertOptions> = f
   fastify: '5.x',
   name: 'fastify-client-cert'
 })
-

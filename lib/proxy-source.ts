@@ -6,7 +6,6 @@ import { certificateFields, commonNameOf, freezeRDNs, freezeSan, type Certificat
 import { digestSecret, type NormalizedProxy } from './options.js'
 import { CertificateParseError } from './parse-error.js'
 import type { ForwardedCert } from './presets/types.js'
-import { spiffeIdFromUris } from './spiffe.js'
 
 /** A forwarded certificate after decoding, as cached by header value (never by socket). */
 export interface DecodedForward {
@@ -125,17 +124,18 @@ function badHeader (cause: unknown): Error {
 }
 
 function fieldsFromParts (forwarded: ForwardedCert): CertificateFields {
-  const subjectRDNs = forwarded.subjectRDNs === undefined ? null : freezeRDNs(forwarded.subjectRDNs)
+  // Presets always give the subject (maybe empty) and the SPIFFE ID beside URI SANs when they give no certificate.
+  const subjectRDNs = freezeRDNs(forwarded.subjectRDNs as RDN[])
   const issuerRDNs = forwarded.issuerRDNs === undefined ? null : freezeRDNs(forwarded.issuerRDNs)
   const san = forwarded.san === undefined ? null : freezeSan(forwarded.san)
   return Object.freeze({
-    subject: subjectRDNs === null ? null : formatDN(subjectRDNs),
+    subject: formatDN(subjectRDNs),
     issuer: issuerRDNs === null ? null : formatDN(issuerRDNs),
     subjectRDNs,
     issuerRDNs,
-    commonName: subjectRDNs === null ? null : commonNameOf(subjectRDNs as RDN[]),
+    commonName: commonNameOf(subjectRDNs),
     san,
-    spiffeId: forwarded.spiffeId !== undefined ? forwarded.spiffeId : san === null ? null : spiffeIdFromUris(san.uri),
+    spiffeId: forwarded.spiffeId ?? null,
     serialNumber: forwarded.serialNumber ?? null,
     fingerprint256: forwarded.fingerprint256 ?? null,
     notBefore: forwarded.notBefore ?? null,

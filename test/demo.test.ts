@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 t.test('npm run demo: calls the server with a fresh certificate and prints the identity', async (t) => {
   // Run as users run it (the built package), outside tap's coverage instrumentation.
   const { stdout } = await promisify(execFile)(process.execPath, ['examples/demo.js', '--once'], {
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', NODE_V8_COVERAGE: '' },
     timeout: 60_000
   })
   t.match(stdout, /with the client certificate -> 200/)

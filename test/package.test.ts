@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 
 // The built package, imported by name as users do (the package refers to itself through "exports").
 // Child processes run without tap's instrumentation: dist/ is build output, not source to cover.
-const env = { ...process.env, NODE_OPTIONS: '' }
+const env = { ...process.env, NODE_OPTIONS: '', NODE_V8_COVERAGE: '' }
 
 function run (type: 'module' | 'commonjs', code: string): string {
   return execFileSync(process.execPath, ['--input-type=' + type, '-e', code], { env, encoding: 'utf8' })
