@@ -184,3 +184,18 @@ t.test('proxy.ca verifies forwarded certificates in the app: chain, dates, clien
   t.match((await rootOnly.inject({ url: '/maybe', remoteAddress: trusted, headers: azure('alice') })).json(), { clientCert: { verified: true } })
   t.throws(() => rootOnly.clientCert.reload({ ca: null }), /reload\.ca: cannot be removed: preset 'azure' needs it/)
 })
+
+t.test('trustProxy and X-Forwarded-For never make an untrusted peer a proxy', async (t) => {
+  const app = Fastify({ trustProxy: true })
+  await app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'nginx', trust: [trusted] } })
+  app.get('/whoami', async (request) => ({ ip: request.ip, cn: request.clientCert?.commonName }))
+  t.teardown(() => app.close())
+  const spoofed = await app.inject({
+    url: '/whoami',
+    remoteAddress: '203.0.113.9',
+    headers: { ...await nginxHeaders('alice'), 'x-forwarded-for': trusted, forwarded: `for=${trusted}` }
+  })
+  t.equal(spoofed.json().code, 'FST_CLIENT_CERT_UNTRUSTED_SOURCE')
+  const genuine = await app.inject({ url: '/whoami', remoteAddress: trusted, headers: { ...await nginxHeaders('alice'), 'x-forwarded-for': '198.51.100.7' } })
+  t.same(genuine.json(), { ip: '198.51.100.7', cn: 'alice' }, 'request.ip follows trustProxy; the certificate follows the TCP peer')
+})
