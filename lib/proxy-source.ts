@@ -1,6 +1,6 @@
 import { timingSafeEqual, X509Certificate } from 'node:crypto'
 import { LruMap } from 'toad-cache'
-import { formatDN, type RDN } from './dn.js'
+import { formatDN } from './dn.js'
 import { ClientCertBadHeaderError, ClientCertUntrustedSourceError } from './errors.js'
 import { certificateFields, commonNameOf, freezeRDNs, freezeSan, type CertificateFields } from './identity.js'
 import { digestSecret, type NormalizedProxy } from './options.js'
@@ -124,16 +124,16 @@ function badHeader (cause: unknown): Error {
 }
 
 function fieldsFromParts (forwarded: ForwardedCert): CertificateFields {
-  // Presets always give the subject (maybe empty) and the SPIFFE ID beside URI SANs when they give no certificate.
-  const subjectRDNs = freezeRDNs(forwarded.subjectRDNs as RDN[])
+  // Presets give the SPIFFE ID beside URI SANs; a subject only where the proxy forwards one (GCP does not).
+  const subjectRDNs = forwarded.subjectRDNs === undefined ? null : freezeRDNs(forwarded.subjectRDNs)
   const issuerRDNs = forwarded.issuerRDNs === undefined ? null : freezeRDNs(forwarded.issuerRDNs)
   const san = forwarded.san === undefined ? null : freezeSan(forwarded.san)
   return Object.freeze({
-    subject: formatDN(subjectRDNs),
+    subject: subjectRDNs === null ? null : formatDN(subjectRDNs),
     issuer: issuerRDNs === null ? null : formatDN(issuerRDNs),
     subjectRDNs,
     issuerRDNs,
-    commonName: commonNameOf(subjectRDNs),
+    commonName: subjectRDNs === null ? null : commonNameOf(subjectRDNs),
     san,
     spiffeId: forwarded.spiffeId ?? null,
     serialNumber: forwarded.serialNumber ?? null,

@@ -214,3 +214,45 @@ t.test('injectAs as a proxy without a preset name says custom', async (t) => {
   t.teardown(() => app.close())
   t.same((await app.clientCert.injectAs({ certificate: corpus.leaves.alice.der, source: 'proxy' }, '/whoami')).json(), { source: 'proxy', proxy: 'custom' })
 })
+
+t.test('GCP without the leaf header: the fields Google forwards, no subject', async (t) => {
+  const corpus = await getCorpus()
+  const { X509Certificate, createHash } = await import('node:crypto')
+  const san = new X509Certificate(corpus.leaves.san.certPem)
+  const app = Fastify()
+  await app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'gcp', trust: '127.0.0.1' } })
+  app.get('/whoami', async (request) => toJSON(request.clientCert))
+  t.teardown(() => app.close())
+  const b64 = (text: string) => Buffer.from(text).toString('base64')
+  const response = await app.inject({
+    url: '/whoami',
+    headers: {
+      'x-client-cert-present': 'true',
+      'x-client-cert-chain-verified': 'true',
+      'x-client-cert-hash': createHash('sha256').update(san.raw).digest('base64').replace(/=+$/, ''),
+      'x-client-cert-serial-number': san.serialNumber.replace(/(..)(?!$)/g, '$1:').toLowerCase(),
+      'x-client-cert-spiffe': 'spiffe://example.org/ns/prod/sa/api',
+      'x-client-cert-dnsname-sans': [b64('api.example.org'), b64('*.svc.example.net')].join(','),
+      'x-client-cert-valid-not-before': new Date(san.validFrom).toISOString(),
+      'x-client-cert-valid-not-after': new Date(san.validTo).toISOString()
+    }
+  })
+  t.same(response.json(), {
+    source: 'proxy',
+    proxy: 'gcp',
+    verified: true,
+    verifyError: null,
+    subject: null,
+    issuer: null,
+    subjectRDNs: null,
+    issuerRDNs: null,
+    commonName: null,
+    san: { dns: ['api.example.org', '*.svc.example.net'], email: [], uri: ['spiffe://example.org/ns/prod/sa/api'], ip: [] },
+    spiffeId: 'spiffe://example.org/ns/prod/sa/api',
+    serialNumber: san.serialNumber,
+    fingerprint256: san.fingerprint256,
+    notBefore: new Date(san.validFrom).toISOString(),
+    notAfter: new Date(san.validTo).toISOString(),
+    certificate: null
+  })
+})

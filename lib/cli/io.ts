@@ -42,7 +42,6 @@ export function absolute (cwd: string, path: string): string {
 function reason (error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code
   if (code === 'ENOENT') return 'no such file'
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
   if (code === 'EISDIR') return 'it is a directory'
   return (error as Error).message
 }

@@ -30,15 +30,15 @@ function missing (bin: string): CliError {
 }
 
 /**
- * Runs `openssl <args>` and returns its standard output. `OPENSSL` in the environment names another
+ * Runs `openssl <args>` in `cwd` (a scratch directory) and returns its standard output. `OPENSSL` in the environment names another
  * binary. Throws `OpensslFailure` (with openssl's own message) when it exits with an error.
  */
-export function openssl (io: CliIo, args: readonly string[], options: { cwd?: string, password?: string } = {}): Buffer {
+export function openssl (io: CliIo, args: readonly string[], options: { cwd: string, password?: string }): Buffer {
   const bin = io.env.OPENSSL ?? 'openssl'
   const env: Record<string, string | undefined> = { ...io.env }
   delete env[PASSWORD_VARIABLE]
   if (options.password !== undefined) env[PASSWORD_VARIABLE] = options.password
-  const result = spawnSync(bin, args, { cwd: options.cwd ?? io.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 })
+  const result = spawnSync(bin, args, { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 })
   if (result.error !== undefined) {
     if ((result.error as NodeJS.ErrnoException).code === 'ENOENT') throw missing(bin)
     throw new CliError(`cannot run ${bin}: ${result.error.message}`)

@@ -19,8 +19,7 @@ export interface ForwardedCert {
   /** the proxy's own wording when not verified (`unable to verify the first certificate`, `10`, …); null when verified or when the proxy gives no verdict */
   verifyError: string | null
   // Fields from DN-only or auxiliary headers, given only when `der` is null (else the caller derives them from `der`).
-  // A field the headers do not carry is left out, except `subjectRDNs` (always given when `der` is null: an absent
-  // subject header beside other fields is an empty name) and `spiffeId` (given whenever `san` is).
+  // A field the headers do not carry is left out, except `spiffeId`, given whenever `san` is.
   subjectRDNs?: RDN[]
   issuerRDNs?: RDN[]
   serialNumber?: string

@@ -1,0 +1,97 @@
+import { parseArgs } from 'node:util'
+import { caCommand } from './ca.js'
+import type { Command, Values } from './command.js'
+import { inspectCommand } from './inspect.js'
+import { CliError, UsageError, type CliIo } from './io.js'
+import { issueCommand } from './issue.js'
+import { proxyConfigCommand } from './proxy.js'
+import { crlCommand, revokeCommand } from './revoke.js'
+
+export type { CliIo } from './io.js'
+
+const commands: ReadonlyMap<string, Command> = new Map([
+  ['ca', caCommand],
+  ['issue', issueCommand],
+  ['revoke', revokeCommand],
+  ['crl', crlCommand],
+  ['inspect', inspectCommand],
+  ['proxy-config', proxyConfigCommand]
+])
+
+const NAME = 'fastify-client-cert'
+
+function overview (): string {
+  const lines = [
+    `Usage: ${NAME} <command> [options]`,
+    '',
+    'Development certificates for client-certificate authentication, and help with proxies.',
+    '',
+    'Commands:'
+  ]
+  for (const [name, command] of commands) lines.push(`  ${name.padEnd(13)} ${command.summary}`)
+  lines.push(
+    '',
+    'Every command takes --json (the result as JSON on stdout) and --help.',
+    `Exit codes: 0 done, 1 failed (the message says why), 2 wrong command line. "${NAME} <command> --help" for details.`,
+    'Needs the openssl command-line tool, except inspect (of PEM/DER) and proxy-config.'
+  )
+  return lines.join('\n') + '\n'
+}
+
+function commandHelp (command: Command): string {
+  return `Usage: ${NAME} ${command.usage}\n\n${command.help}\n  --json                      the result as JSON on stdout\n`
+}
+
+/**
+ * Runs the CLI: `argv` without the node and script paths. Resolves with the exit code; never throws
+ * for anything the user did, and writes only through `io`.
+ */
+export async function main (argv: readonly string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(overview())
+    return name === undefined ? 2 : 0
+  }
+  const command = commands.get(name)
+  try {
+    if (command === undefined) throw new UsageError(`unknown command "${name}"`)
+    let parsed: { values: Values, positionals: string[] }
+    try {
+      parsed = parseArgs({
+        args: [...rest],
+        options: { ...command.options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+        allowPositionals: true,
+        strict: true
+      }) as { values: Values, positionals: string[] }
+    } catch (error) {
+      throw new UsageError((error as Error).message)
+    }
+    const { values, positionals } = parsed
+    const json = values.json === true
+    if (values.help === true) {
+      io.stdout(commandHelp(command))
+      return 0
+    }
+    const expected = command.operand === 'required' ? 1 : 0
+    if (positionals.length !== expected) {
+      throw new UsageError(expected === 0 ? `${name} takes no argument ("${positionals[0]}")` : `${name} needs exactly one argument: ${command.usage}`)
+    }
+    const result = await command.run({
+      io,
+      values,
+      operand: positionals[0],
+      say: json ? () => {} : (line = '') => io.stdout(line + '\n')
+    })
+    if (json) io.stdout(JSON.stringify(result, null, 2) + '\n')
+    return 0
+  } catch (error) {
+    if (error instanceof CliError) {
+      const hint = error instanceof UsageError ? ` (see "${NAME} ${command === undefined ? '' : name + ' '}--help")` : ''
+      io.stderr(`${NAME}: ${error.message}${hint}\n`)
+      return error.exitCode
+    }
+    // Anything else is a bug or a damaged CA directory: its message is the best lead.
+    io.stderr(`${NAME}: unexpected error: ${(error as Error).message}\n`)
+    return 1
+  }
+}
