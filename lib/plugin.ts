@@ -10,7 +10,6 @@ import type {
 import fp from 'fastify-plugin'
 import { randomBytes, type X509Certificate } from 'node:crypto'
 import { Server as TlsServer } from 'node:tls'
-import { verifyChain } from './chain.js'
 import { RevocationList } from './crl.js'
 import {
   ClientCertForbiddenError,
@@ -20,7 +19,7 @@ import {
   ClientCertMissingError,
   ClientCertUntrustedSourceError
 } from './errors.js'
-import { certificateFields, composeIdentity, type CertificateFields, type ClientCertIdentity, type IdentityOptions } from './identity.js'
+import { certificateFields, composeIdentity, type ClientCertIdentity, type IdentityOptions } from './identity.js'
 import {
   compileRoutePolicy,
   loadCertificates,
@@ -34,6 +33,7 @@ import {
 import { peerAddress, ProxySource, type DecodedForward } from './proxy-source.js'
 import { connectionOf, readPeer, samePeer, type TlsPeer } from './tls-source.js'
 import { UserCache } from './user-cache.js'
+import { judge } from './verdict.js'
 
 /**
  * Merge point for the type of `request.user`, as `@fastify/jwt` offers one:
@@ -86,9 +86,6 @@ declare module 'fastify' {
 const kPeer = Symbol('fastify-client-cert.peer')
 const kVerdict = Symbol('fastify-client-cert.verdict')
 const testHeader = 'x-fastify-client-cert-test-token'
-// A long-lived connection or cache entry re-judges its certificate this often when a CRL is loaded, so an
-// expired CRL fails closed without waiting for a reload.
-const crlRecheckMs = 60_000
 
 interface Verdict {
   /** Several registrations (encapsulated contexts) may judge one connection, each by its own lists. */
@@ -103,8 +100,6 @@ interface PeerEntry {
   [kVerdict]?: Verdict
 }
 
-interface Judged { verified: boolean, verifyError: string | null, recheckAt: number }
-
 type Holder = Record<PropertyKey, unknown>
 
 interface State {
@@ -115,42 +110,6 @@ interface State {
   proxy: ProxySource | null
   users: UserCache
   tokens: Map<string, ClientCertIdentity | null> | null
-}
-
-function judge (
-  state: State,
-  fields: CertificateFields,
-  verified: boolean,
-  verifyError: string | null,
-  issuer: X509Certificate | null,
-  chain: readonly X509Certificate[] | null,
-  now: number
-): Judged {
-  const certificate = fields.certificate
-  let recheckAt = fields.notAfter === null ? Infinity : fields.notAfter.getTime()
-  if (!verified) return { verified, verifyError, recheckAt }
-  if (fields.notAfter !== null && now > recheckAt) return { verified: false, verifyError: 'CERT_HAS_EXPIRED', recheckAt: Infinity }
-  if (chain !== null && state.proxyCa !== null) {
-    // With proxy.ca the app verifies too, which needs the whole certificate: a preset that sometimes forwards
-    // only names (Envoy's XFCC without Cert, ALB's detail headers) cannot be verified then.
-    const error = certificate === null ? 'CERTIFICATE_NOT_FORWARDED' : verifyChain(certificate, chain, state.proxyCa, now)
-    if (error !== null) return { verified: false, verifyError: error, recheckAt }
-  }
-  if (state.crl !== null && certificate !== null) {
-    recheckAt = Math.min(recheckAt, now + crlRecheckMs)
-    const issuerCertificate = issuer ?? findIssuer(certificate, chain, state.proxyCa)
-    const check = state.crl.check(certificate, issuerCertificate, now)
-    if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
-  }
-  return { verified: true, verifyError: null, recheckAt }
-}
-
-function findIssuer (certificate: X509Certificate, chain: readonly X509Certificate[] | null, anchors: readonly X509Certificate[] | null): X509Certificate | null {
-  for (const list of [chain, anchors]) {
-    const found = list?.find((candidate) => certificate.checkIssued(candidate))
-    if (found !== undefined) return found
-  }
-  return null
 }
 
 function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdentity | null {

@@ -185,7 +185,8 @@ t.test('inspect --preset: forwarded headers give the identity of the plugin in p
   const albIdentity = await json(t, ['inspect', '-', '--preset', 'aws-alb', '--ca', join(dir, 'ca.crt'), '--crl', join(dir, 'crl.pem')],
     { stdin: 'X-Amzn-Mtls-Clientcert-Subject: CN=alice\n' })
   t.equal(albIdentity.subject, 'CN=alice')
-  t.equal(albIdentity.verified, true, 'a name alone is what the proxy says: there is nothing to check')
+  t.equal(albIdentity.verified, false, 'with --ca (proxy.ca) a name alone cannot be checked: the plugin fails closed')
+  t.equal(albIdentity.verifyError, 'CERTIFICATE_NOT_FORWARDED')
 
   await fails(t, ['inspect', '-', '--preset', 'nginx'], 1, 'the plugin would answer 400 (FST_CLIENT_CERT_BAD_HEADER): certificate forwarded without its x-ssl-client-verify status header', { stdin: escaped })
   await fails(t, ['inspect', '-', '--preset', 'nginx', '--header', 'X-SSL-Client-Verify: SUCCESS', '--header', 'x-ssl-client-verify: SUCCESS'], 1,

@@ -2,12 +2,12 @@ import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { verifyChain } from '../chain.js'
 import { RevocationList } from '../crl.js'
-import { composeIdentity, certificateFields, type CertificateFields, type ClientCertIdentity } from '../identity.js'
+import { composeIdentity, certificateFields, type ClientCertIdentity } from '../identity.js'
 import { loadCertificates, type NormalizedProxy } from '../options.js'
 import { getPreset, presetNames } from '../presets/index.js'
 import { ProxySource } from '../proxy-source.js'
+import { judge, type TrustLists } from '../verdict.js'
 import { listOption, passwordFromFile, stringOption, type Command, type Context } from './command.js'
 import { CliError, readUserFile, UsageError, type CliIo } from './io.js'
 import { openssl, OpensslFailure, PASSWORD_VARIABLE } from './openssl.js'
@@ -49,24 +49,6 @@ function loadChecks (io: CliIo, values: Context['values']): Checks {
     if (error instanceof CliError) throw error
     throw new CliError(optionMessage(error as Error))
   }
-}
-
-/** The plugin's verdict on a certificate it holds whole: proxy's word or chain check, expiry, then the CRL. */
-function judge (fields: CertificateFields, verified: boolean, verifyError: string | null, chain: X509Certificate[], checks: Checks, now: number): { verified: boolean, verifyError: string | null } {
-  if (!verified) return { verified, verifyError }
-  if (fields.notAfter !== null && now > fields.notAfter.getTime()) return { verified: false, verifyError: 'CERT_HAS_EXPIRED' }
-  const leaf = fields.certificate
-  if (leaf === null) return { verified, verifyError }
-  if (checks.anchors !== null) {
-    const error = verifyChain(leaf, chain, checks.anchors, now)
-    if (error !== null) return { verified: false, verifyError: error }
-  }
-  if (checks.crl !== null) {
-    const issuer = [...chain, ...(checks.anchors ?? [])].find((candidate) => leaf.checkIssued(candidate)) ?? null
-    const check = checks.crl.check(leaf, issuer, now)
-    if (check.error !== null) return { verified: false, verifyError: check.error }
-  }
-  return { verified: true, verifyError: null }
 }
 
 /** Every certificate in PEM text (other blocks and text around them, as openssl prints, are skipped), or one DER. */
@@ -112,6 +94,11 @@ function fromPkcs12 (io: CliIo, input: Buffer, what: string, password: string): 
   }
 }
 
+/** The plugin's own verdict (lib/verdict.ts), with --ca as proxy.ca and --crl as crl. */
+function listsOf (checks: Checks): TrustLists {
+  return { proxyCa: checks.anchors, crl: checks.crl }
+}
+
 function identityFromFile (io: CliIo, input: Buffer, what: string, values: Context['values'], checks: Checks): { identity: ClientCertIdentity, checked: boolean } {
   const passwordFile = stringOption(values, 'password-file')
   const isPkcs12 = passwordFile !== undefined || /\.(p12|pfx)$/i.test(what)
@@ -120,8 +107,8 @@ function identityFromFile (io: CliIo, input: Buffer, what: string, values: Conte
   const fields = certificateFields(leaf)
   // Without --ca nothing vouches for the chain: Node's TLS check is what says "verified" on a real connection.
   const checked = checks.anchors !== null
-  const verdict = checked ? judge(fields, true, null, chain, checks, Date.now()) : { verified: false, verifyError: null }
-  return { identity: composeIdentity(fields, { source: 'tls', proxy: null, ...verdict }), checked }
+  const verdict = checked ? judge(listsOf(checks), fields, true, null, null, chain, Date.now()) : { verified: false, verifyError: null }
+  return { identity: composeIdentity(fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError }), checked }
 }
 
 function parseHeaderLine (line: string, where: string): [string, string] {
@@ -165,8 +152,8 @@ function identityFromHeaders (input: Buffer, presetName: string, values: Context
   if (lookup.kind === 'absent') throw new CliError(`none of the ${presetName} preset's headers is in the input (${preset.headers.join(', ')})`)
   const decoded = lookup.decoded
   if (decoded.fields === null) return null
-  const verdict = judge(decoded.fields, decoded.proxyVerified, decoded.proxyError, decoded.chain, checks, Date.now())
-  return composeIdentity(decoded.fields, { source: 'proxy', proxy: presetName, ...verdict })
+  const verdict = judge(listsOf(checks), decoded.fields, decoded.proxyVerified, decoded.proxyError, null, decoded.chain, Date.now())
+  return composeIdentity(decoded.fields, { source: 'proxy', proxy: presetName, verified: verdict.verified, verifyError: verdict.verifyError })
 }
 
 function text (value: string | null | undefined): string {
