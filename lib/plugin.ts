@@ -30,7 +30,7 @@ import {
   type RoutePolicy,
   type Settings
 } from './options.js'
-import { peerAddress, ProxySource, type DecodedForward } from './proxy-source.js'
+import { ProxySource, type DecodedForward, type PeerConnection } from './proxy-source.js'
 import { connectionOf, readPeer, samePeer, type TlsPeer } from './tls-source.js'
 import { UserCache } from './user-cache.js'
 import { judge } from './verdict.js'
@@ -159,11 +159,11 @@ function identify (state: State, request: FastifyRequest): ClientCertIdentity | 
   }
   const proxy = state.proxy
   if (proxy === null) return tlsIdentity(state, raw, now)
-  const address = peerAddress(raw.socket)
-  const lookup = proxy.lookup(raw.rawHeaders, address)
+  const connection = raw as unknown as PeerConnection
+  const lookup = proxy.lookup(raw.rawHeaders, connection)
   if (lookup.kind === 'forwarded') return proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
   // 'auto': a proxy's own connection has no user certificate, even when the proxy presented one itself.
-  if (state.settings.mode === 'proxy' || proxy.isTrustedAddress(address)) return null
+  if (state.settings.mode === 'proxy' || proxy.isTrusted(connection)) return null
   return tlsIdentity(state, raw, now)
 }
 

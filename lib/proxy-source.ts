@@ -22,9 +22,19 @@ export interface DecodedForward {
 export type ForwardLookup = { kind: 'absent' } | { kind: 'forwarded', decoded: DecodedForward }
 
 const absent: ForwardLookup = Object.freeze({ kind: 'absent' })
-// Separators that cannot occur in a header value (RFC 9110 forbids CR, LF and NUL; Node's parser enforces it).
-const valueSeparator = '\n'
-const missingValue = '\r'
+/** What the trust check needs of a request: its socket (HTTP/2: a per-request view) and, on HTTP/2, its session. */
+export interface PeerConnection {
+  socket: { remoteAddress?: string, destroyed: boolean }
+  stream?: { session?: object }
+}
+
+interface CacheEntry {
+  values: Array<string | undefined>
+  decoded: DecodedForward
+}
+
+// Characters of each value the cache is indexed by: the tail, where a certificate keeps its signature bytes.
+const indexedTail = 96
 
 /**
  * Reads the certificate headers of one preset or mapping from a request: trust check on the TCP peer
@@ -34,42 +44,54 @@ const missingValue = '\r'
 export class ProxySource {
   readonly #proxy: NormalizedProxy
   readonly #names: readonly string[]
-  readonly #cache: LruMap<DecodedForward> | null
+  readonly #cache: LruMap<CacheEntry> | null
+  // A connection's peer address never changes: judge it once per connection, not per request.
+  readonly #trusted = new WeakMap<object, boolean>()
 
   constructor (proxy: NormalizedProxy, cacheMax: number, cacheTtl: number) {
     this.#proxy = proxy
     this.#names = proxy.preset.headers
-    this.#cache = cacheMax > 0 ? new LruMap<DecodedForward>(cacheMax, cacheTtl) : null
+    this.#cache = cacheMax > 0 ? new LruMap<CacheEntry>(cacheMax, cacheTtl) : null
   }
 
   /** True when the connection's TCP peer is a configured proxy. */
-  isTrustedAddress (address: string | undefined): boolean {
-    return address !== undefined && this.#proxy.isTrusted(address)
+  isTrusted (request: PeerConnection): boolean {
+    const connection = request.stream?.session ?? request.socket
+    let trusted = this.#trusted.get(connection)
+    if (trusted === undefined) {
+      const address = peerAddress(request.socket)
+      trusted = address !== undefined && this.#proxy.isTrusted(address)
+      this.#trusted.set(connection, trusted)
+    }
+    return trusted
   }
 
   /**
    * `absent` when the request has no certificate header; else the decoded forward.
    * Throws 400 errors for untrusted senders and malformed, repeated or oversized headers.
    */
-  lookup (rawHeaders: readonly string[], address: string | undefined): ForwardLookup {
+  lookup (rawHeaders: readonly string[], request: PeerConnection): ForwardLookup {
     const values = this.#collect(rawHeaders)
     if (values === null) return absent
-    if (!this.isTrustedAddress(address)) throw new ClientCertUntrustedSourceError()
+    if (!this.isTrusted(request)) throw new ClientCertUntrustedSourceError()
     const secret = this.#proxy.secret
     if (secret !== null) {
       const sent = values.get(secret.header)
       if (sent === undefined || !timingSafeEqual(digestSecret(sent), secret.digest)) throw new ClientCertUntrustedSourceError()
     }
-    let key = ''
+    // Indexed by lengths and tails, so a hit hashes a short string rather than kilobytes; the full values confirm.
+    const ordered: Array<string | undefined> = []
+    let index = ''
     for (const name of this.#names) {
       const value = values.get(name)
       if (value !== undefined && value.length > this.#proxy.maxHeaderBytes) throw new ClientCertBadHeaderError()
-      key += (value ?? missingValue) + valueSeparator
+      ordered.push(value)
+      index += value === undefined ? '-;' : `${value.length}:${value.slice(-indexedTail)};`
     }
-    const cached = this.#cache?.get(key)
-    if (cached !== undefined) return { kind: 'forwarded', decoded: cached }
+    const cached = this.#cache?.get(index)
+    if (cached !== undefined && sameValues(cached.values, ordered)) return { kind: 'forwarded', decoded: cached.decoded }
     const decoded = this.#decode(values)
-    this.#cache?.set(key, decoded)
+    this.#cache?.set(index, { values: ordered, decoded })
     return { kind: 'forwarded', decoded }
   }
 
@@ -108,6 +130,11 @@ export class ProxySource {
       throw badHeader(error)
     }
   }
+}
+
+function sameValues (a: ReadonlyArray<string | undefined>, b: ReadonlyArray<string | undefined>): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** The TCP peer address trust is judged on; `'unix'` for a Unix domain socket, which has none. */

@@ -144,7 +144,7 @@ function identityFromHeaders (input: Buffer, presetName: string, values: Context
   const raw = headersFrom(input, presetName, listOption(values, 'header'))
   let lookup
   try {
-    lookup = new ProxySource(proxy, 0, 0).lookup(raw, '127.0.0.1')
+    lookup = new ProxySource(proxy, 0, 0).lookup(raw, { socket: { remoteAddress: '127.0.0.1', destroyed: false } })
   } catch (error) {
     const cause = (error as Error).cause as Error | undefined
     throw new CliError(`the plugin would answer 400 (${(error as { code: string }).code}): ${cause?.message ?? `a header is repeated or longer than ${MAX_HEADER_BYTES} bytes`}`)

@@ -1,0 +1,101 @@
+// Certificates for the benchmark, made with the openssl CLI in a temp dir: a CA, a server certificate for
+// localhost, one client certificate with a typical subject and SANs, and `many` distinct client certificates
+// (one shared key, so generating a few hundred takes a second or two) for the cache-miss runs.
+import { execFile } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+const CONFIG = `[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`
+
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+
+async function openssl (args, cwd) {
+  await run('openssl', args, { cwd })
+}
+
+function clientSubject (name) {
+  return `/C=US/ST=California/L=San Francisco/O=Example Corp/OU=Engineering/CN=${name}`
+}
+
+function clientSan (name) {
+  return `subjectAltName=email:${name}@example.com,URI:spiffe://example.org/ns/bench/sa/${name}`
+}
+
+async function issueClient (dir, name) {
+  await openssl(['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'client', '-key', 'client.key',
+    '-CA', 'ca.crt', '-CAkey', 'ca.key', '-subj', clientSubject(name), '-addext', clientSan(name), '-days', '3',
+    '-out', `${name}.crt`], dir)
+}
+
+/** Runs `task(i)` for i < count, `width` at a time. */
+async function pool (count, width, task) {
+  let next = 0
+  async function worker () {
+    while (next < count) await task(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(width, count) }, worker))
+}
+
+/**
+ * Creates the corpus; `cleanup()` removes its temp dir.
+ * @param {number} many how many distinct client certificates to make besides the main one
+ */
+export async function makeCertificates (many) {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-client-cert-bench-'))
+  try {
+    writeFileSync(join(dir, 'openssl.cnf'), CONFIG)
+    await openssl(['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'ca', ...EC, '-keyout', 'ca.key',
+      '-out', 'ca.crt', '-subj', '/O=Example Corp/CN=Example Bench CA', '-days', '3'], dir)
+    await openssl(['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'server', ...EC,
+      '-keyout', 'server.key', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-subj', '/CN=localhost', '-days', '3',
+      '-out', 'server.crt'], dir)
+    await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'client.key'], dir)
+    const names = ['bench-client', ...Array.from({ length: many }, (_, i) => `client-${String(i).padStart(4, '0')}`)]
+    await pool(names.length, 4, (i) => issueClient(dir, names[i]))
+    const read = (file) => readFileSync(join(dir, file), 'utf8')
+    const key = read('client.key')
+    const clients = names.map((name) => {
+      const cert = read(`${name}.crt`)
+      return { name, cert, key, der: new X509Certificate(cert).raw }
+    })
+    return {
+      dir,
+      caPath: join(dir, 'ca.crt'),
+      serverCertPath: join(dir, 'server.crt'),
+      serverKeyPath: join(dir, 'server.key'),
+      ca: read('ca.crt'),
+      server: { cert: read('server.crt'), key: read('server.key') },
+      client: clients[0],
+      many: clients.slice(1),
+      cleanup () { rmSync(dir, { recursive: true, force: true }) }
+    }
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
+}
