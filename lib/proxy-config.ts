@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { getPreset } from './presets/index.js'
 
 /** The reverse proxies whose configuration `proxyConfig` writes (each has the preset of the same name). */
 export type ProxyKind = 'nginx' | 'apache' | 'haproxy' | 'caddy'
@@ -8,6 +9,11 @@ export const proxyKinds: readonly ProxyKind[] = Object.freeze(['nginx', 'apache'
 export interface ProxyConfigOptions {
   /** Where the proxy accepts clients (TLS). */
   listen: { host: string, port: number }
+  /**
+   * The host name clients address the proxy by (SNI and Host), default `localhost`. Caddy serves only this
+   * name: with client authentication it answers 421 when SNI and Host differ, and clients send no SNI for an IP.
+   */
+  serverName?: string
   /** Where Fastify listens: a TCP address (bind it to 127.0.0.1) or a Unix domain socket path. */
   upstream: { host: string, port: number } | { socket: string }
   /** The proxy's own certificate, PEM, followed by its intermediates. HAProxy: the same file as the key (or the key in `<cert>.key`). */
@@ -34,11 +40,13 @@ export interface ProxyConfigOptions {
 
 interface Checked {
   listen: string
+  serverName: string
   /** listen host as the proxy writes it when it takes host and port apart (Caddy `bind`) */
   listenHost: string
   listenPort: number
   /** `host:port`, `[v6]:port`, or null for a socket */
   upstreamAddress: string | null
+  upstreamHost: string | null
   upstreamSocket: string | null
   cert: string
   key: string
@@ -51,13 +59,13 @@ interface Checked {
   apacheModules: string
 }
 
-// What a path may hold so that it needs no quoting in any of the four formats: no whitespace, quotes,
-// backslashes, comment or variable markers, braces or semicolons (config syntax of one proxy or another).
-const SAFE_PATH = /^\/[A-Za-z0-9._+,:@%/=-]*$/
+// What a path may hold so that it needs no quoting or escaping in any of the four formats (no whitespace,
+// quotes, backslashes, comment, variable or placeholder markers, separators of one syntax or another).
+const SAFE_PATH = /^\/[A-Za-z0-9._+/-]*$/
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 const ACCOUNT = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/
-// RFC 9110 token
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// The conventional subset of RFC 9110 token characters: the others mean something in one config syntax or another.
+const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/
 // Written bare into four config syntaxes: letters, digits and base64/base64url punctuation only.
 const SECRET_VALUE = /^[A-Za-z0-9+/=_.~-]{16,512}$/
 
@@ -71,9 +79,9 @@ function isRecord (value: unknown): value is Record<string, unknown> {
 
 function path (value: unknown, option: string): string {
   if (typeof value !== 'string' || !SAFE_PATH.test(value) || value.split('/').includes('..')) {
-    fail(option, 'must be an absolute path of letters, digits and ._+,:@%/=- (no spaces, quotes or "..")')
+    fail(option, 'must be an absolute path of letters, digits and ._+-/ (no spaces, quotes or "..")')
   }
-  return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value
+  return value
 }
 
 function host (value: unknown, option: string): string {
@@ -106,12 +114,14 @@ function check (kind: unknown, options: unknown): Checked {
   const listenHost = host(listen.host, 'options.listen.host')
   const listenPort = port(listen.port, 'options.listen.port')
   let upstreamAddress: string | null = null
+  let upstreamHost: string | null = null
   let upstreamSocket: string | null = null
   if (upstream.socket !== undefined) {
     if (upstream.host !== undefined || upstream.port !== undefined) fail('options.upstream', 'takes { host, port } or { socket }, not both')
     upstreamSocket = path(upstream.socket, 'options.upstream.socket')
   } else {
-    upstreamAddress = hostPort(host(upstream.host, 'options.upstream.host'), port(upstream.port, 'options.upstream.port'))
+    upstreamHost = host(upstream.host, 'options.upstream.host')
+    upstreamAddress = hostPort(upstreamHost, port(upstream.port, 'options.upstream.port'))
   }
   if (options.verify !== 'optional' && options.verify !== 'required') fail('options.verify', "must be 'optional' or 'required'")
   const cert = path(options.serverCertPath, 'options.serverCertPath')
@@ -126,17 +136,27 @@ function check (kind: unknown, options: unknown): Checked {
   if (options.secret !== undefined) {
     const given = options.secret
     if (!isRecord(given)) fail('options.secret', 'must be { header, value }')
-    if (typeof given.header !== 'string' || !HEADER_NAME.test(given.header)) fail('options.secret.header', 'must be a header name')
+    if (typeof given.header !== 'string' || !HEADER_NAME.test(given.header)) fail('options.secret.header', 'must be a header name of letters, digits and -')
+    if (getPreset(kind as ProxyKind)!.headers.includes(given.header.toLowerCase())) fail('options.secret.header', 'must not be a certificate header')
     if (typeof given.value !== 'string' || !SECRET_VALUE.test(given.value)) {
       fail('options.secret.value', 'must be 16 to 512 characters of letters, digits and +/=_.~- (e.g. base64url of 32 random bytes)')
     }
     secret = { header: given.header, value: given.value }
   }
+  let serverName = 'localhost'
+  if (options.serverName !== undefined) {
+    if (typeof options.serverName !== 'string' || !HOSTNAME.test(options.serverName) || isIP(options.serverName) !== 0) {
+      fail('options.serverName', 'must be a host name, not an IP address')
+    }
+    serverName = options.serverName
+  }
   return {
     listen: hostPort(listenHost, listenPort),
+    serverName,
     listenHost,
     listenPort,
     upstreamAddress,
+    upstreamHost,
     upstreamSocket,
     cert,
     key,
@@ -150,8 +170,18 @@ function check (kind: unknown, options: unknown): Checked {
   }
 }
 
+/** The address Fastify sees the proxy connect from, as far as the configuration tells. */
+function trustHint (c: Checked): string {
+  if (c.upstreamHost === null) return "'unix'"
+  // A connection to a loopback address leaves from 127.0.0.1 (IPv4) or ::1.
+  if (c.upstreamHost.startsWith('127.') && isIP(c.upstreamHost) === 4) return "'127.0.0.1'"
+  if (c.upstreamHost === '::1') return "'::1'"
+  if (c.upstreamHost === 'localhost') return "'loopback'"
+  return "'<address of this proxy as Fastify sees it>'"
+}
+
 function registration (preset: ProxyKind, c: Checked): string {
-  const trust = c.upstreamSocket === null ? "'127.0.0.1'" : "'unix'"
+  const trust = trustHint(c)
   const secret = c.secret === null ? '' : `, secret: { header: '${c.secret.header}', value: process.env.PROXY_SECRET }`
   return `# Fastify: app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: '${preset}', trust: [${trust}]${secret} } })`
 }
@@ -191,6 +221,7 @@ function nginx (c: Checked): string {
     '',
     '  server {',
     `    listen ${c.listen} ssl;`,
+    `    server_name ${c.serverName};`,
     `    ssl_certificate ${c.cert};`,
     `    ssl_certificate_key ${c.key};`,
     '    ssl_protocols TLSv1.2 TLSv1.3;',
@@ -213,8 +244,9 @@ function nginx (c: Checked): string {
     '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     '      proxy_set_header X-Forwarded-Proto $scheme;',
     '      # Security: nginx drops the client\'s own copies of every header set here, even when its value is',
-    '      # empty, so a client cannot forge them. $ssl_client_escaped_cert is the URL-encoded PEM: never',
-    '      # forward $ssl_client_cert (deprecated) or $ssl_client_raw_cert, whose line breaks Node refuses.',
+    '      # empty, so a client cannot forge them. A location with proxy_set_header lines of its own inherits',
+    '      # none of these: repeat them there. $ssl_client_escaped_cert is the URL-encoded PEM: never forward',
+    '      # $ssl_client_cert (deprecated) or $ssl_client_raw_cert, whose line breaks Node refuses.',
     '      proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;',
     '      # SUCCESS, FAILED:<reason> or NONE.',
     '      proxy_set_header X-SSL-Client-Verify $ssl_client_verify;'
@@ -238,6 +270,7 @@ function apache (c: Checked): string {
     `# Run: apache2 -d ${c.work} -f <this file> -DFOREGROUND`,
     '',
     module('mpm_event'),
+    // Without an authorization module Apache refuses every request.
     module('authz_core'),
     module('socache_shmcb'),
     module('ssl'),
@@ -245,7 +278,7 @@ function apache (c: Checked): string {
     module('proxy'),
     module('proxy_http'),
     '',
-    'ServerName localhost',
+    `ServerName ${c.serverName}`,
     `Listen ${c.listen}`,
     `PidFile ${c.work}/apache.pid`,
     `DefaultRuntimeDir ${c.work}`,
@@ -268,6 +301,7 @@ function apache (c: Checked): string {
     'SSLProtocol -all +TLSv1.2 +TLSv1.3',
     '',
     `<VirtualHost ${c.listen}>`,
+    `  ServerName ${c.serverName}`,
     '  SSLEngine on',
     `  SSLCertificateFile ${c.cert}`,
     `  SSLCertificateKeyFile ${c.key}`,
@@ -282,7 +316,7 @@ function apache (c: Checked): string {
     '',
     '  # Security: "set" replaces the client\'s own copies of the header (with "(null)" when there is no',
     '  # certificate), so a client cannot forge it. SSL_CLIENT_CERT is the PEM with line breaks as spaces.',
-    '  RequestHeader setifempty X-SSL-Client-Cert "%{SSL_CLIENT_CERT}s"',
+    '  RequestHeader set X-SSL-Client-Cert "%{SSL_CLIENT_CERT}s"',
     '  # SUCCESS, FAILED:<reason> or NONE.',
     '  RequestHeader set X-SSL-Client-Verify "%{SSL_CLIENT_VERIFY}s"'
   )
@@ -297,6 +331,7 @@ function apache (c: Checked): string {
     '  # mod_proxy keeps connections to Fastify open and reuses them for any client; ttl closes idle ones',
     "  # before Fastify's keepAliveTimeout (72 s) does, keepalive=On adds TCP keep-alive probes.",
     `  ProxyPass / ${backend} keepalive=On ttl=60`,
+    '  ProxyPreserveHost On',
     '</VirtualHost>'
   )
   return lines.join('\n') + '\n'
@@ -306,7 +341,8 @@ function haproxy (c: Checked): string {
   const lines = [
     '# HAProxy 2.6 terminates mutual TLS and forwards the client certificate to Fastify.',
     registration('haproxy', c),
-    `# Run: haproxy -db -f <this file>. ${c.cert} holds the certificate, its intermediates and the key.`,
+    '# Run: haproxy -f <this file> (-db: in the foreground)',
+    `# ${c.cert}: the certificate, its intermediates and the key, in one file.`,
     '',
     'global',
     `  pidfile ${c.work}/haproxy.pid`
@@ -359,6 +395,10 @@ function caddy (c: Checked): string {
     '{',
     '  admin off',
     '  auto_https off',
+    '  # TCP only (HTTP/1.1 and HTTP/2): the protocols this configuration is tested with.',
+    '  servers {',
+    '    protocols h1 h2',
+    '  }',
     `  storage file_system ${c.work}/caddy`,
     '  log {',
     `    output file ${c.work}/error.log`,
@@ -366,8 +406,9 @@ function caddy (c: Checked): string {
     '  }',
     '}',
     '',
-    '# A host name, not an IP: with client_auth Caddy answers 421 to clients that send no SNI (IP literals).',
-    `localhost:${c.listenPort} {`,
+    '# A host name, not an IP: with client_auth Caddy answers 421 when SNI and Host differ, and clients send',
+    '# no SNI for an IP address.',
+    `${c.serverName}:${c.listenPort} {`,
     `  bind ${c.listenHost}`,
     `  tls ${c.cert} ${c.key} {`,
     '    protocols tls1.2 tls1.3',
@@ -398,7 +439,8 @@ function caddy (c: Checked): string {
     '  }',
     '}'
   )
-  return lines.join('\n') + '\n'
+  // Caddy's own formatter (`caddy fmt`) indents with tabs, and Caddy warns about input that differs from it.
+  return lines.map((line) => line.replace(/^(?: {2})+/, (indent) => '\t'.repeat(indent.length / 2))).join('\n') + '\n'
 }
 
 const writers: Record<ProxyKind, (c: Checked) => string> = { nginx, apache, haproxy, caddy }
