@@ -161,6 +161,9 @@ function identify (state: State, request: FastifyRequest): ClientCertIdentity | 
   if (proxy === null) return tlsIdentity(state, raw, now)
   const connection = raw as unknown as PeerConnection
   const lookup = proxy.lookup(raw.rawHeaders, connection)
+  // The shared secret has done its work; the route's code (and its logs) never see it.
+  const secret = state.settings.proxy!.secret
+  if (secret !== null) delete request.headers[secret.header]
   if (lookup.kind === 'forwarded') return proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
   // 'auto': a proxy's own connection has no user certificate, even when the proxy presented one itself.
   if (state.settings.mode === 'proxy' || proxy.isTrusted(connection)) return null

@@ -137,9 +137,11 @@ t.test('decoded certificates are cached by header value, never by connection', a
 t.test('shared secret: required beside the trusted address, compared in constant time', async (t) => {
   const secret = { header: 'X-Proxy-Secret', value: 's3cr3t-s3cr3t-s3cr3t' }
   const { app } = await proxyApp({ proxy: { secret } })
+  app.get('/headers', async (request) => ({ secret: request.headers['x-proxy-secret'] ?? null }))
   t.teardown(() => app.close())
   const alice = await nginxHeaders('alice')
   t.equal((await app.inject({ url: '/whoami', remoteAddress: trusted, headers: { ...alice, 'x-proxy-secret': secret.value } })).statusCode, 200)
+  t.same((await app.inject({ url: '/headers', remoteAddress: trusted, headers: { ...alice, 'x-proxy-secret': secret.value } })).json(), { secret: null }, 'routes never see the secret')
   t.equal((await app.inject({ url: '/whoami', remoteAddress: trusted, headers: { ...alice, 'x-proxy-secret': 'wrong' } })).json().code, 'FST_CLIENT_CERT_UNTRUSTED_SOURCE')
   t.equal((await app.inject({ url: '/whoami', remoteAddress: trusted, headers: alice })).json().code, 'FST_CLIENT_CERT_UNTRUSTED_SOURCE')
   t.equal((await app.inject({ url: '/whoami', remoteAddress: trusted, headers: { 'x-proxy-secret': secret.value } })).json().code, 'FST_CLIENT_CERT_MISSING', 'the secret alone is no certificate')
