@@ -1,47 +1,16 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import fc from 'fast-check'
-import { performance } from 'node:perf_hooks'
 import { isDeepStrictEqual } from 'node:util'
 import { normalizeIP, parseNodeSAN } from '../lib/san.js'
 import { isSpiffeId, parseSpiffePattern, spiffeIdFromUris, spiffeMatches } from '../lib/spiffe.js'
 import { normalizeFingerprint256, normalizeSerial } from '../lib/fingerprint.js'
 import { latin1ToUtf8 } from '../lib/header-bytes.js'
-import { CertificateParseError } from '../lib/parse-error.js'
+import { propertyRunner } from './helpers/property.js'
 
 const numRuns = process.env.CI ? 100_000 : 20_000
 t.setTimeout(process.env.CI ? 600_000 : 120_000)
 
-let accepted = 0
-let refused = 0
-
-/**
- * Runs a property and reports how long it took, so a slow codec shows up in the test output, and how many
- * inputs were accepted, so a generator that never gets past the first check shows up too.
- */
-function timed (t: Test, name: string, property: fc.IProperty<any>, runs = numRuns): void {
-  accepted = refused = 0
-  const start = performance.now()
-  fc.assert(property, { numRuns: runs })
-  const ms = performance.now() - start
-  const mix = accepted + refused > 0 ? `; ${accepted} accepted, ${refused} refused` : ''
-  t.comment(`${name}: ${runs} runs in ${ms.toFixed(0)} ms (${(ms * 1000 / runs).toFixed(1)} µs/run)${mix}`)
-  t.pass(name)
-}
-
-/** Calls fn; a CertificateParseError is an acceptable answer, any other exception fails the property. */
-function parsesOrRefuses<T> (fn: () => T): T | undefined {
-  try {
-    const result = fn()
-    accepted++
-    return result
-  } catch (err) {
-    if (err instanceof CertificateParseError) {
-      refused++
-      return undefined
-    }
-    throw err
-  }
-}
+const { parsesOrRefuses, timed } = propertyRunner(numRuns)
 
 // Arbitrary text: any code point, any UTF-16 unit (lone surrogates too), strings built from the tokens each codec
 // cares about, and valid inputs with a few one-character edits: the last two reach far deeper into the parsers

@@ -3,16 +3,15 @@
  * exception, never a hang. Inputs mix uniform noise with the tokens the decoders look for and with valid values
  * edited by a character or two, which reach far deeper than noise.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import fc from 'fast-check'
 import { X509Certificate, createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { performance } from 'node:perf_hooks'
 import {
   assertDerCertificate, certificateEncodings, decodeBase64, decodeCertificate, decodeCertificateList, derFromBase64,
   derFromPem, dersFromPem, parseSfBinary, parseSfBinaryList, percentDecode, presentValue
 } from '../lib/cert-encodings.js'
-import { CertificateParseError } from '../lib/parse-error.js'
+import { propertyRunner } from './helpers/property.js'
 import { createCustomPreset } from '../lib/presets/custom.js'
 import { getPreset, presetNames } from '../lib/presets/index.js'
 import type { ForwardedCert, Preset } from '../lib/presets/types.js'
@@ -27,31 +26,7 @@ const cert = new X509Certificate(pem)
 const b64 = cert.raw.toString('base64')
 const hashHex = createHash('sha256').update(cert.raw).digest('hex')
 
-let accepted = 0
-let refused = 0
-
-function parsesOrRefuses<T> (fn: () => T): T | undefined {
-  try {
-    const result = fn()
-    accepted++
-    return result
-  } catch (err) {
-    if (err instanceof CertificateParseError) {
-      refused++
-      return undefined
-    }
-    throw err
-  }
-}
-
-function timed (t: Test, name: string, property: fc.IProperty<any>): void {
-  accepted = refused = 0
-  const start = performance.now()
-  fc.assert(property, { numRuns })
-  const ms = performance.now() - start
-  t.comment(`${name}: ${numRuns} runs in ${ms.toFixed(0)} ms; ${accepted} accepted, ${refused} refused`)
-  t.pass(name)
-}
+const { parsesOrRefuses, timed } = propertyRunner(numRuns)
 
 // Valid values each decoder meets in practice, to be edited.
 const VALID = [

@@ -1,6 +1,5 @@
 import { derFromPem, presentValue } from '../cert-encodings.js'
-import { CertificateParseError } from '../parse-error.js'
-import { failureReason, forwarded, statusMissing } from './common.js'
+import { sslClientVerify } from './common.js'
 import type { ForwardedCert, HeaderRead, Preset } from './types.js'
 
 const CERT = 'x-ssl-client-cert'
@@ -24,10 +23,6 @@ export const apache: Preset = Object.freeze({
     const cert = presentValue(read(CERT))
     const status = presentValue(read(VERIFY))
     if (cert === undefined) return null
-    const der = derFromPem(cert)
-    if (status === undefined) throw statusMissing(VERIFY)
-    if (status === 'SUCCESS') return forwarded(der, [], true, null)
-    if (status === 'GENEROUS' || status.startsWith('FAILED:')) return forwarded(der, [], false, failureReason(status))
-    throw new CertificateParseError('unexpected Apache verify status beside a certificate')
+    return sslClientVerify(derFromPem(cert), status, VERIFY, 'Apache')
   }
 })

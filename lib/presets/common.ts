@@ -13,8 +13,20 @@ export function forwarded (der: Buffer | null, chain: Buffer[], verified: boolea
 }
 
 /** nginx / Apache `SSL_CLIENT_VERIFY` failure text: `FAILED:reason` gives `reason`. */
-export function failureReason (status: string): string {
+function failureReason (status: string): string {
   return status.startsWith('FAILED:') && status.length > 7 ? status.slice(7) : status
+}
+
+/**
+ * The verdict of mod_ssl-style statuses (nginx `$ssl_client_verify`, Apache `SSL_CLIENT_VERIFY`) beside a
+ * forwarded certificate: `SUCCESS` is verified; `FAILED:reason` (and, where the proxy has it, Apache's
+ * `GENEROUS`) is not, with `reason` as the error; `NONE` beside a certificate, or any other status, is refused.
+ */
+export function sslClientVerify (der: Buffer, status: string | undefined, header: string, proxy: 'nginx' | 'Apache'): ForwardedCert {
+  if (status === undefined) throw statusMissing(header)
+  if (status === 'SUCCESS') return forwarded(der, [], true, null)
+  if ((status === 'GENEROUS' && proxy === 'Apache') || status.startsWith('FAILED:')) return forwarded(der, [], false, failureReason(status))
+  throw new CertificateParseError(`unexpected ${proxy} verify status beside a certificate`)
 }
 
 /** A DN header value; proxies that forward raw UTF-8 deliver it as latin1 code units, which are re-read first. */

@@ -1,6 +1,5 @@
 import { derFromPem, percentDecode, presentValue } from '../cert-encodings.js'
-import { CertificateParseError } from '../parse-error.js'
-import { failureReason, forwarded, statusMissing } from './common.js'
+import { sslClientVerify } from './common.js'
 import type { ForwardedCert, HeaderRead, Preset } from './types.js'
 
 const CERT = 'x-ssl-client-cert'
@@ -25,10 +24,6 @@ export const nginx: Preset = Object.freeze({
     const cert = presentValue(read(CERT))
     const status = presentValue(read(VERIFY))
     if (cert === undefined) return null
-    const der = derFromPem(percentDecode(cert, 'certificate'))
-    if (status === undefined) throw statusMissing(VERIFY)
-    if (status === 'SUCCESS') return forwarded(der, [], true, null)
-    if (status.startsWith('FAILED:')) return forwarded(der, [], false, failureReason(status))
-    throw new CertificateParseError('unexpected nginx verify status beside a certificate')
+    return sslClientVerify(derFromPem(percentDecode(cert, 'certificate')), status, VERIFY, 'nginx')
   }
 })
