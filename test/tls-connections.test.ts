@@ -139,3 +139,24 @@ t.test('TLS 1.2 renegotiation is noticed: the identity is read again from the ne
   t.equal(seen[0].socket, seen[1].socket, 'same connection')
   t.not(seen[0].identity, seen[1].identity, 'identity rebuilt after the new handshake')
 })
+
+t.test("mode 'auto' over real TLS: a proxy's own certificate is not the user; direct clients use theirs", async (t) => {
+  const { app, url } = await startTlsApp({
+    plugin: { mode: 'auto', proxy: { preset: 'nginx', trust: ['127.0.0.1'] } },
+    routes: recordingRoutes([])
+  })
+  t.teardown(() => app.close())
+  const corpus = await getCorpus()
+  const proxyWithOwnCert = await clientAgent('bob', { localAddress: '127.0.0.1' })
+  const direct = await clientAgent('alice', { localAddress: '127.0.0.2' })
+  t.teardown(() => Promise.all([proxyWithOwnCert.close(), direct.close()]))
+  t.same(await (await request(url + '/maybe', { dispatcher: proxyWithOwnCert })).body.json(), { cn: null, verified: null }, 'no headers from the proxy: no certificate')
+  const forwarded = await request(url + '/whoami', {
+    dispatcher: proxyWithOwnCert,
+    headers: { 'x-ssl-client-cert': encodeURIComponent(corpus.leaves.alice.certPem), 'x-ssl-client-verify': 'SUCCESS' }
+  })
+  t.same(await forwarded.body.json(), { cn: 'alice', verified: true }, 'the forwarded certificate, not the proxy\'s own')
+  t.same(await (await request(url + '/whoami', { dispatcher: direct })).body.json(), { cn: 'alice', verified: true }, 'a direct client by its TLS certificate')
+  const spoof = await request(url + '/whoami', { dispatcher: direct, headers: { 'x-ssl-client-cert': encodeURIComponent(corpus.leaves.bob.certPem), 'x-ssl-client-verify': 'SUCCESS' } })
+  t.equal(spoof.statusCode, 400, 'certificate headers from a direct client are refused')
+})

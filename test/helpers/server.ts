@@ -50,7 +50,7 @@ export function toJSON (identity: unknown): unknown {
 }
 
 /** An undici Agent presenting `leaf` (or no certificate) and trusting the corpus CA. */
-export async function clientAgent (leaf: LeafName | null, options: { chain?: boolean, allowH2?: boolean, connections?: number, connect?: Record<string, unknown> } = {}): Promise<Agent> {
+export async function clientAgent (leaf: LeafName | null, options: { chain?: boolean, allowH2?: boolean, connections?: number, localAddress?: string, connect?: Record<string, unknown> } = {}): Promise<Agent> {
   const corpus = await getCorpus()
   const credentials = leaf === null
     ? {}
@@ -58,7 +58,9 @@ export async function clientAgent (leaf: LeafName | null, options: { chain?: boo
   return new Agent({
     connect: { ca: corpus.caPem, servername: 'localhost', ...credentials, ...options.connect },
     allowH2: options.allowH2 ?? false,
-    connections: options.connections ?? 1
+    connections: options.connections ?? 1,
+    // undici takes the source address from the client options, not from `connect`.
+    ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress })
   })
 }
 
