@@ -12,6 +12,7 @@ import { randomBytes, type X509Certificate } from 'node:crypto'
 import { Server as TlsServer } from 'node:tls'
 import { RevocationList } from './crl.js'
 import {
+  ClientCertBadHeaderError,
   ClientCertForbiddenError,
   ClientCertInternalError,
   ClientCertInvalidError,
@@ -30,6 +31,7 @@ import {
   type RoutePolicy,
   type Settings
 } from './options.js'
+import { CertificateParseError } from './parse-error.js'
 import { ProxySource, type DecodedForward, type PeerConnection } from './proxy-source.js'
 import { connectionOf, readPeer, samePeer, type TlsPeer } from './tls-source.js'
 import { UserCache } from './user-cache.js'
@@ -189,13 +191,24 @@ function describe (identity: ClientCertIdentity): Record<string, unknown> {
   }
 }
 
-function logRefusal (request: FastifyRequest, error: Error): void {
+/** The error to answer with when no identity could be read, logged; never a message that leaks details. */
+function refusal (request: FastifyRequest, error: unknown): Error {
   if (error instanceof ClientCertUntrustedSourceError) {
     request.log.warn({ remoteAddress: request.raw.socket.remoteAddress }, 'client certificate headers refused from an untrusted source (spoofing attempt?)')
-  } else {
+    return error
+  }
+  if (error instanceof ClientCertBadHeaderError) {
     const cause = error.cause instanceof Error ? error.cause.message : undefined
     request.log.warn({ reason: cause }, 'malformed client certificate headers refused')
+    return error
   }
+  if (error instanceof CertificateParseError) {
+    // A certificate TLS accepted but whose names the codecs refuse: fail closed, never guess an identity.
+    request.log.warn({ reason: error.message }, 'client certificate could not be read')
+    return new ClientCertInvalidError()
+  }
+  request.log.error({ err: error }, 'client certificate authentication failed')
+  return new ClientCertInternalError()
 }
 
 /**
@@ -263,8 +276,7 @@ function onRequestHook (state: State, policy: RoutePolicy) {
     try {
       identity = identify(state, request)
     } catch (error) {
-      logRefusal(request, error as Error)
-      done(error as Error)
+      done(refusal(request, error))
       return
     }
     request.clientCert = identity
@@ -355,8 +367,7 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
         try {
           identity = identify(state, request)
         } catch (error) {
-          logRefusal(request, error as Error)
-          throw error
+          throw refusal(request, error)
         }
         request.clientCert = identity
         const error = await decide(state, policy, identity, request)

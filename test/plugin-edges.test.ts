@@ -256,3 +256,32 @@ t.test('GCP without the leaf header: the fields Google forwards, no subject', as
     certificate: null
   })
 })
+
+t.test('a peer certificate the codecs cannot read is a 401, anything unexpected a 500: never a leaked message', async (t) => {
+  const corpus = await getCorpus()
+  const lines: string[] = []
+  const { Writable } = await import('node:stream')
+  const stream = new Writable({ write (chunk, _encoding, callback) { lines.push(String(chunk)); callback() } })
+  const app = Fastify({ https: { key: corpus.leaves.serverauth.keyPem, cert: corpus.leaves.serverauth.chainPem, requestCert: true }, logger: { stream, level: 'warn' } })
+  // Stands in for a TLS socket (inject has none) whose peer certificate is unreadable, or whose read throws.
+  app.addHook('onRequest', async (request) => {
+    const socket = request.raw.socket as unknown as Record<string, unknown>
+    socket.encrypted = true
+    socket.getProtocol = () => 'TLSv1.3'
+    socket.getPeerX509Certificate = request.headers['x-case'] === 'unreadable'
+      ? () => ({ subject: 'not a certificate object' })
+      : () => { throw new TypeError('secret internal detail') }
+  })
+  await app.register(fastifyClientCert)
+  app.get('/maybe', { config: { clientCert: { required: false } } }, async () => 'never')
+  app.get('/verify', { config: { clientCert: false }, preHandler: app.clientCert.verify() }, async () => 'never')
+  t.teardown(() => app.close())
+  const unreadable = await app.inject({ url: '/maybe', headers: { 'x-case': 'unreadable' } })
+  t.same(unreadable.json(), { statusCode: 401, code: 'FST_CLIENT_CERT_INVALID', error: 'Unauthorized', message: 'The client certificate could not be verified' })
+  const broken = await app.inject({ url: '/maybe', headers: { 'x-case': 'throws' } })
+  t.same(broken.json(), { statusCode: 500, code: 'FST_CLIENT_CERT_INTERNAL', error: 'Internal Server Error', message: 'Client certificate authentication failed' })
+  t.equal((await app.inject({ url: '/verify', headers: { 'x-case': 'throws' } })).json().code, 'FST_CLIENT_CERT_INTERNAL', 'the verify() hook too')
+  t.match(lines.join(''), /client certificate could not be read/)
+  t.match(lines.join(''), /secret internal detail/, 'the detail goes to the log')
+  t.notMatch(broken.body + unreadable.body, /secret internal detail|not a certificate/)
+})
