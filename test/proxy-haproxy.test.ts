@@ -1,14 +1,5 @@
-import { proxySuite } from './helpers/proxy-suite.js'
+import { opensslHandshakeRefusals, proxySuite } from './helpers/proxy-suite.js'
 
-// HAProxy (`verify optional`, no ca-ignore-err / crt-ignore-err) refuses unverifiable certificates in the handshake.
-proxySuite('haproxy', {
-  refused: {
-    expired: { alert: 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED' },
-    notyet: { alert: 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' },
-    untrusted: { alert: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' },
-    selfsigned: { alert: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' },
-    serverauth: { alert: 'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE' }
-  },
-  noCertificateRequired: { alert: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' },
-  unixSocket: true
-})
+// HAProxy (`verify optional`, no ca-ignore-err / crt-ignore-err) refuses unverifiable certificates in the
+// handshake, with OpenSSL's alert for the reason, as Apache does.
+proxySuite('haproxy', { ...opensslHandshakeRefusals, unixSocket: true })

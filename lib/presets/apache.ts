@@ -1,9 +1,6 @@
-import { derFromPem, presentValue } from '../cert-encodings.js'
-import { sslClientVerify } from './common.js'
-import type { ForwardedCert, HeaderRead, Preset } from './types.js'
-
-const CERT = 'x-ssl-client-cert'
-const VERIFY = 'x-ssl-client-verify'
+import { derFromPem } from '../cert-encodings.js'
+import { sslClientPreset } from './common.js'
+import type { Preset } from './types.js'
 
 /**
  * Apache httpd (mod_ssl + mod_headers):
@@ -15,14 +12,4 @@ const VERIFY = 'x-ssl-client-verify'
  * Verified: status `SUCCESS`. `FAILED:reason` and `GENEROUS` (`optional_no_ca` let an unverifiable certificate
  * through) are not verified. `NONE` beside a certificate, or any other status, is refused.
  */
-export const apache: Preset = Object.freeze({
-  name: 'apache',
-  headers: Object.freeze([CERT, VERIFY]),
-  proxyVerifies: true,
-  decode (read: HeaderRead): ForwardedCert | null {
-    const cert = presentValue(read(CERT))
-    const status = presentValue(read(VERIFY))
-    if (cert === undefined) return null
-    return sslClientVerify(derFromPem(cert), status, VERIFY, 'Apache')
-  }
-})
+export const apache: Preset = sslClientPreset('apache', derFromPem)

@@ -1,7 +1,8 @@
 import { latin1ToUtf8 } from '../header-bytes.js'
 import { parseDN, parseLegacyDN, type RDN } from '../dn.js'
 import { CertificateParseError } from '../parse-error.js'
-import type { ForwardedCert } from './types.js'
+import { presentValue } from '../cert-encodings.js'
+import type { ForwardedCert, HeaderRead, Preset } from './types.js'
 
 /** A certificate header arrived but the status header the preset also reads did not: the proxy is not configured as the preset says. */
 export function statusMissing (header: string): CertificateParseError {
@@ -22,11 +23,32 @@ function failureReason (status: string): string {
  * forwarded certificate: `SUCCESS` is verified; `FAILED:reason` (and, where the proxy has it, Apache's
  * `GENEROUS`) is not, with `reason` as the error; `NONE` beside a certificate, or any other status, is refused.
  */
-export function sslClientVerify (der: Buffer, status: string | undefined, header: string, proxy: 'nginx' | 'Apache'): ForwardedCert {
-  if (status === undefined) throw statusMissing(header)
+function sslClientVerify (der: Buffer, status: string | undefined, proxy: 'nginx' | 'apache'): ForwardedCert {
+  if (status === undefined) throw statusMissing(SSL_CLIENT_VERIFY)
   if (status === 'SUCCESS') return forwarded(der, [], true, null)
-  if ((status === 'GENEROUS' && proxy === 'Apache') || status.startsWith('FAILED:')) return forwarded(der, [], false, failureReason(status))
+  if ((status === 'GENEROUS' && proxy === 'apache') || status.startsWith('FAILED:')) return forwarded(der, [], false, failureReason(status))
   throw new CertificateParseError(`unexpected ${proxy} verify status beside a certificate`)
+}
+
+const SSL_CLIENT_CERT = 'x-ssl-client-cert'
+const SSL_CLIENT_VERIFY = 'x-ssl-client-verify'
+
+/**
+ * The nginx and Apache presets: `X-SSL-Client-Cert` in the proxy's encoding (decoded to DER by `der`) and
+ * `X-SSL-Client-Verify` with a mod_ssl-style status. A status without a certificate is no certificate.
+ */
+export function sslClientPreset (name: 'nginx' | 'apache', der: (value: string) => Buffer): Preset {
+  return Object.freeze({
+    name,
+    headers: Object.freeze([SSL_CLIENT_CERT, SSL_CLIENT_VERIFY]),
+    proxyVerifies: true,
+    decode (read: HeaderRead): ForwardedCert | null {
+      const cert = presentValue(read(SSL_CLIENT_CERT))
+      const status = presentValue(read(SSL_CLIENT_VERIFY))
+      if (cert === undefined) return null
+      return sslClientVerify(der(cert), status, name)
+    }
+  })
 }
 
 /** A DN header value; proxies that forward raw UTF-8 deliver it as latin1 code units, which are re-read first. */

@@ -1,9 +1,6 @@
-import { derFromPem, percentDecode, presentValue } from '../cert-encodings.js'
-import { sslClientVerify } from './common.js'
-import type { ForwardedCert, HeaderRead, Preset } from './types.js'
-
-const CERT = 'x-ssl-client-cert'
-const VERIFY = 'x-ssl-client-verify'
+import { derFromPem, percentDecode } from '../cert-encodings.js'
+import { sslClientPreset } from './common.js'
+import type { Preset } from './types.js'
 
 /**
  * nginx:
@@ -16,14 +13,4 @@ const VERIFY = 'x-ssl-client-verify'
  * Verified: status `SUCCESS`. `FAILED:reason` (`optional_no_ca`) is not verified, `reason` is the error.
  * `NONE` beside a certificate, or any other status, is refused. A status without a certificate is no certificate.
  */
-export const nginx: Preset = Object.freeze({
-  name: 'nginx',
-  headers: Object.freeze([CERT, VERIFY]),
-  proxyVerifies: true,
-  decode (read: HeaderRead): ForwardedCert | null {
-    const cert = presentValue(read(CERT))
-    const status = presentValue(read(VERIFY))
-    if (cert === undefined) return null
-    return sslClientVerify(derFromPem(percentDecode(cert, 'certificate')), status, VERIFY, 'nginx')
-  }
-})
+export const nginx: Preset = sslClientPreset('nginx', (value) => derFromPem(percentDecode(value, 'certificate')))

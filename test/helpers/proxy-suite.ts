@@ -32,6 +32,21 @@ export interface ProxyExpectations {
   extra?: (t: Test, setup: Setup) => Promise<void>
 }
 
+/**
+ * What a proxy built on OpenSSL's own client verification (Apache mod_ssl, HAProxy) answers in the handshake
+ * to certificates it cannot verify: the alert for each reason.
+ */
+export const opensslHandshakeRefusals: Pick<ProxyExpectations, 'refused' | 'noCertificateRequired'> = {
+  refused: {
+    expired: { alert: 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED' },
+    notyet: { alert: 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' },
+    untrusted: { alert: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' },
+    selfsigned: { alert: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' },
+    serverauth: { alert: 'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE' }
+  },
+  noCertificateRequired: { alert: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' }
+}
+
 /** Leaves every proxy verifies: the identity through it must equal the direct-TLS one. */
 export const verifiedLeaves: readonly LeafName[] = ['alice', 'bob', 'rsa', 'tricky', 'utf8', 'multirdn', 'twoou', 'nocn', 'san', 'ctrl']
 
