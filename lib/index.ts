@@ -27,12 +27,5 @@ export type { SubjectAltNames } from './san.js'
 export { identityFromCertificate } from './identity.js'
 export { parseDN, formatDN } from './dn.js'
 export { CertificateParseError } from './parse-error.js'
-export {
-  ClientCertBadHeaderError,
-  ClientCertForbiddenError,
-  ClientCertInternalError,
-  ClientCertInvalidError,
-  ClientCertInvalidOptionError,
-  ClientCertMissingError,
-  ClientCertUntrustedSourceError
-} from './errors.js'
+// Every error constructor, for `instanceof` checks and custom error handlers.
+export * from './errors.js'
