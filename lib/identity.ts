@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto'
-import { formatDN, parseNodeDN, type RDN } from './dn.js'
-import { CertificateParseError } from './parse-error.js'
-import { parseNodeSAN, type SubjectAltNames } from './san.js'
-import { spiffeIdFromUris } from './spiffe.js'
+import { formatDN, parseNodeDN, type RDN } from './codecs/dn.js'
+import { CertificateParseError } from './codecs/parse-error.js'
+import { parseNodeSAN, type SubjectAltNames } from './codecs/san.js'
+import { spiffeIdFromUris } from './codecs/spiffe.js'
 
 /** Where the certificate reached the app from. */
 export type IdentitySource = 'tls' | 'proxy'

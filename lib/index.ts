@@ -19,13 +19,13 @@ export type {
   ProxyOptions,
   ResolveUserHook
 } from './options.js'
-export type { AllowRules, NameRule } from './allow.js'
-export type { CustomHeaderMapping } from './presets/types.js'
+export type { AllowRules, NameRule } from './policy/allow.js'
+export type { CustomHeaderMapping } from './sources/presets/types.js'
 export type { ClientCertIdentity, IdentityOptions, IdentitySource } from './identity.js'
-export type { DNAttribute, RDN } from './dn.js'
-export type { SubjectAltNames } from './san.js'
+export type { DNAttribute, RDN } from './codecs/dn.js'
+export type { SubjectAltNames } from './codecs/san.js'
 export { identityFromCertificate } from './identity.js'
-export { parseDN, formatDN } from './dn.js'
-export { CertificateParseError } from './parse-error.js'
+export { parseDN, formatDN } from './codecs/dn.js'
+export { CertificateParseError } from './codecs/parse-error.js'
 // Every error constructor, for `instanceof` checks and custom error handlers.
 export * from './errors.js'

@@ -3,23 +3,15 @@ import type {
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
-  HookHandlerDoneFunction,
   InjectOptions,
   LightMyRequestResponse
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomBytes, type X509Certificate } from 'node:crypto'
 import { Server as TlsServer } from 'node:tls'
-import { RevocationList } from './crl.js'
-import {
-  ClientCertBadHeaderError,
-  ClientCertForbiddenError,
-  ClientCertInternalError,
-  ClientCertInvalidError,
-  ClientCertInvalidOptionError,
-  ClientCertMissingError,
-  ClientCertUntrustedSourceError
-} from './errors.js'
+import { decide, identify, onRequestHook, refusal, testHeader, type State } from './authenticate.js'
+import { RevocationList } from './revocation/crl.js'
+import { ClientCertInvalidOptionError } from './errors.js'
 import { certificateFields, composeIdentity, type ClientCertIdentity, type IdentityOptions } from './identity.js'
 import {
   compileRoutePolicy,
@@ -28,14 +20,10 @@ import {
   type ClientCertRouteOptions,
   type FastifyClientCertOptions,
   type PemOrDerInput,
-  type RoutePolicy,
   type Settings
 } from './options.js'
-import { CertificateParseError } from './parse-error.js'
-import { ProxySource, type DecodedForward, type PeerConnection } from './proxy-source.js'
-import { connectionOf, readPeer, samePeer, type TlsPeer } from './tls-source.js'
-import { UserCache } from './user-cache.js'
-import { judge } from './verdict.js'
+import { ProxySource } from './sources/proxy.js'
+import { UserCache } from './policy/user-cache.js'
 
 /**
  * Merge point for the type of `request.user`, as `@fastify/jwt` offers one:
@@ -82,208 +70,6 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `false`: the plugin does nothing for the route; an object overrides the plugin's defaults. */
     clientCert?: false | ClientCertRouteOptions
-  }
-}
-
-const kPeer = Symbol('fastify-client-cert.peer')
-const kVerdict = Symbol('fastify-client-cert.verdict')
-const testHeader = 'x-fastify-client-cert-test-token'
-
-interface Verdict {
-  /** Several registrations (encapsulated contexts) may judge one connection, each by its own lists. */
-  state: State
-  generation: number
-  recheckAt: number
-  identity: ClientCertIdentity | null
-}
-
-interface PeerEntry {
-  peer: TlsPeer
-  [kVerdict]?: Verdict
-}
-
-type Holder = Record<PropertyKey, unknown>
-
-interface State {
-  settings: Settings
-  generation: number
-  crl: RevocationList | null
-  proxyCa: X509Certificate[] | null
-  proxy: ProxySource | null
-  users: UserCache
-  tokens: Map<string, ClientCertIdentity | null> | null
-}
-
-function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdentity | null {
-  const connection = connectionOf(raw)
-  if (connection === null) return null
-  const holder = connection.holder as Holder
-  let entry = holder[kPeer] as PeerEntry | undefined
-  if (entry === undefined || !samePeer(entry.peer, connection.socket)) {
-    entry = { peer: readPeer(connection.socket) }
-    holder[kPeer] = entry
-  }
-  const memo = entry[kVerdict]
-  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
-  const peer = entry.peer
-  let identity: ClientCertIdentity | null = null
-  let recheckAt = Infinity
-  if (peer.fields !== null) {
-    const verdict = judge(state, peer.fields, peer.authorized, peer.authorizationError, peer.issuer, null, now)
-    recheckAt = verdict.recheckAt
-    identity = composeIdentity(peer.fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
-  }
-  entry[kVerdict] = { state, generation: state.generation, recheckAt, identity }
-  return identity
-}
-
-function proxyIdentity (state: State, decoded: DecodedForward & { [kVerdict]?: Verdict }, presetName: string, now: number): ClientCertIdentity | null {
-  const memo = decoded[kVerdict]
-  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
-  let identity: ClientCertIdentity | null = null
-  let recheckAt = Infinity
-  if (decoded.fields !== null) {
-    const verdict = judge(state, decoded.fields, decoded.proxyVerified, decoded.proxyError, null, decoded.chain, now)
-    recheckAt = verdict.recheckAt
-    identity = composeIdentity(decoded.fields, { source: 'proxy', proxy: presetName, verified: verdict.verified, verifyError: verdict.verifyError })
-  }
-  decoded[kVerdict] = { state, generation: state.generation, recheckAt, identity }
-  return identity
-}
-
-/** The request's identity by the configured mode; throws 400 errors for spoofed or malformed headers. */
-function identify (state: State, request: FastifyRequest): ClientCertIdentity | null {
-  const now = Date.now()
-  const raw = request.raw
-  if (state.tokens !== null) {
-    const token = request.headers[testHeader]
-    if (token !== undefined) return injectedIdentity(state, token)
-  }
-  const proxy = state.proxy
-  if (proxy === null) return tlsIdentity(state, raw, now)
-  const connection = raw as unknown as PeerConnection
-  const lookup = proxy.lookup(raw.rawHeaders, connection)
-  // The shared secret has done its work; the route's code (and its logs) never see it.
-  const secret = state.settings.proxy!.secret
-  if (secret !== null) delete request.headers[secret.header]
-  if (lookup.kind === 'forwarded') return proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
-  // 'auto': a proxy's own connection has no user certificate, even when the proxy presented one itself.
-  if (state.settings.mode === 'proxy' || proxy.isTrusted(connection)) return null
-  return tlsIdentity(state, raw, now)
-}
-
-function injectedIdentity (state: State, token: string | string[]): ClientCertIdentity | null {
-  // Node joins a repeated header into one string, which is no token either.
-  const key = String(token)
-  const identity = state.tokens!.get(key)
-  if (identity === undefined) throw new ClientCertUntrustedSourceError()
-  state.tokens!.delete(key)
-  return identity
-}
-
-function describe (identity: ClientCertIdentity): Record<string, unknown> {
-  return {
-    subject: identity.subject,
-    issuer: identity.issuer,
-    serialNumber: identity.serialNumber,
-    fingerprint256: identity.fingerprint256,
-    source: identity.source
-  }
-}
-
-/** The error to answer with when no identity could be read, logged; never a message that leaks details. */
-function refusal (request: FastifyRequest, error: unknown): Error {
-  if (error instanceof ClientCertUntrustedSourceError) {
-    request.log.warn({ remoteAddress: request.raw.socket.remoteAddress }, 'client certificate headers refused from an untrusted source (spoofing attempt?)')
-    return error
-  }
-  if (error instanceof ClientCertBadHeaderError) {
-    const cause = error.cause instanceof Error ? error.cause.message : undefined
-    request.log.warn({ reason: cause }, 'malformed client certificate headers refused')
-    return error
-  }
-  if (error instanceof CertificateParseError) {
-    // A certificate TLS accepted but whose names the codecs refuse: fail closed, never guess an identity.
-    request.log.warn({ reason: error.message }, 'client certificate could not be read')
-    return new ClientCertInvalidError()
-  }
-  request.log.error({ err: error }, 'client certificate authentication failed')
-  return new ClientCertInternalError()
-}
-
-/**
- * Applies a route policy to an identity. Returns the error to answer with, `null` to go on, or a promise of
- * either when `authorize` / `resolveUser` are configured.
- */
-function decide (state: State, policy: RoutePolicy, identity: ClientCertIdentity | null, request: FastifyRequest): Error | null | Promise<Error | null> {
-  if (identity === null) {
-    if (!policy.required) return null
-    request.log.info('client certificate refused: none presented')
-    return new ClientCertMissingError()
-  }
-  if (!identity.verified) {
-    request.log.info({ clientCert: describe(identity), verifyError: identity.verifyError }, 'client certificate not verified')
-    return policy.required ? new ClientCertInvalidError() : null
-  }
-  if (policy.allow !== null && !policy.allow(identity)) {
-    request.log.info({ clientCert: describe(identity) }, 'client certificate refused by allow rules')
-    return new ClientCertForbiddenError()
-  }
-  const { authorize, resolveUser } = state.settings
-  if (authorize === null && resolveUser === null) {
-    request.log.debug({ clientCert: describe(identity) }, 'client certificate admitted')
-    return null
-  }
-  return runHooks(state, identity, request)
-}
-
-async function runHooks (state: State, identity: ClientCertIdentity, request: FastifyRequest): Promise<Error | null> {
-  const { authorize, resolveUser } = state.settings
-  if (authorize !== null) {
-    let admitted: boolean
-    try {
-      admitted = await authorize(identity, request)
-    } catch (error) {
-      request.log.error({ err: error, clientCert: describe(identity) }, 'authorize threw: request refused')
-      return new ClientCertInternalError()
-    }
-    if (admitted !== true) {
-      request.log.info({ clientCert: describe(identity) }, 'client certificate refused by authorize')
-      return new ClientCertForbiddenError()
-    }
-  }
-  if (resolveUser !== null) {
-    let user: unknown
-    try {
-      user = await state.users.resolve(identity, async function loadUser () { return await resolveUser(identity, request) })
-    } catch (error) {
-      request.log.error({ err: error, clientCert: describe(identity) }, 'resolveUser threw: request refused')
-      return new ClientCertInternalError()
-    }
-    if (user === null || user === undefined) {
-      request.log.info({ clientCert: describe(identity) }, 'client certificate refused: resolveUser found no user')
-      return new ClientCertForbiddenError()
-    }
-    request.user = user as ClientCertUser
-  }
-  request.log.debug({ clientCert: describe(identity) }, 'client certificate admitted')
-  return null
-}
-
-function onRequestHook (state: State, policy: RoutePolicy) {
-  return function clientCertOnRequest (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    let identity: ClientCertIdentity | null
-    try {
-      identity = identify(state, request)
-    } catch (error) {
-      done(refusal(request, error))
-      return
-    }
-    request.clientCert = identity
-    const outcome = decide(state, policy, identity, request)
-    if (outcome === null) done()
-    else if (outcome instanceof Error) done(outcome)
-    else outcome.then((error) => { error === null ? done() : done(error) }, done)
   }
 }
 

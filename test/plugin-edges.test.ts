@@ -160,7 +160,7 @@ t.test('with proxy.ca, a forward without the whole certificate cannot be verifie
 })
 
 t.test('peerAddress: a Unix socket reads as unix, a destroyed socket as nothing', async (t) => {
-  const { peerAddress } = await import('../lib/proxy-source.js')
+  const { peerAddress } = await import('../lib/sources/proxy.js')
   t.equal(peerAddress({ remoteAddress: '127.0.0.1', destroyed: false }), '127.0.0.1')
   t.equal(peerAddress({ remoteAddress: undefined, destroyed: false }), 'unix')
   t.equal(peerAddress({ remoteAddress: undefined, destroyed: true }), undefined)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CertificateParseError } from '../lib/parse-error.js'
+import { CertificateParseError } from '../lib/codecs/parse-error.js'
 
 t.test('parse error carries its code', async (t) => {
   const err = new CertificateParseError('x')

@@ -1,3 +1,4 @@
+// The command-line tool: development CAs, client certificates, CRLs, inspection and proxy configurations.
 import { parseArgs } from 'node:util'
 import { caCommand } from './ca.js'
 import type { Command, Values } from './command.js'

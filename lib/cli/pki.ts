@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseDN, type RDN } from '../dn.js'
+import { parseDN, type RDN } from '../codecs/dn.js'
 import { CliError, display, readUserFile } from './io.js'
 
 /**

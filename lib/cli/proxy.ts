@@ -1,4 +1,4 @@
-import { proxyConfig, proxyKinds, type ProxyConfigOptions, type ProxyKind } from '../proxy-config.js'
+import { proxyConfig, proxyKinds, type ProxyConfigOptions, type ProxyKind } from './proxy-config.js'
 import { oneOf, stringOption, type Command, type Context } from './command.js'
 import { absolute, CliError, UsageError } from './io.js'
 

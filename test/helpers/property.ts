@@ -1,7 +1,7 @@
 import type { Test } from 'tap'
 import fc from 'fast-check'
 import { performance } from 'node:perf_hooks'
-import { CertificateParseError } from '../../lib/parse-error.js'
+import { CertificateParseError } from '../../lib/codecs/parse-error.js'
 
 /**
  * Helpers for "returns or refuses" properties: `parsesOrRefuses` accepts a CertificateParseError as an answer

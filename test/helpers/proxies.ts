@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { proxyConfig, type ProxyConfigOptions, type ProxyKind } from '../../lib/proxy-config.js'
+import { proxyConfig, type ProxyConfigOptions, type ProxyKind } from '../../lib/cli/proxy-config.js'
 import { getCorpus } from './certs.js'
 
 export type { ProxyKind }

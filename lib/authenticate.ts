@@ -1,0 +1,224 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { X509Certificate } from 'node:crypto'
+import type { RevocationList } from './revocation/crl.js'
+import {
+  ClientCertBadHeaderError,
+  ClientCertForbiddenError,
+  ClientCertInternalError,
+  ClientCertInvalidError,
+  ClientCertMissingError,
+  ClientCertUntrustedSourceError
+} from './errors.js'
+import { composeIdentity, type ClientCertIdentity } from './identity.js'
+import type { RoutePolicy, Settings } from './options.js'
+import { CertificateParseError } from './codecs/parse-error.js'
+import type { ProxySource, DecodedForward, PeerConnection } from './sources/proxy.js'
+import { connectionOf, readPeer, samePeer, type TlsPeer } from './sources/tls.js'
+import type { UserCache } from './policy/user-cache.js'
+import { judge } from './policy/verdict.js'
+import type { ClientCertUser } from './plugin.js'
+
+// The request-time path: a request's certificate is read from its source (TLS socket or trusted proxy
+// headers), judged, and the route's policy decides; plugin.ts registers it.
+
+const kPeer = Symbol('fastify-client-cert.peer')
+const kVerdict = Symbol('fastify-client-cert.verdict')
+export const testHeader = 'x-fastify-client-cert-test-token'
+
+interface Verdict {
+  /** Several registrations (encapsulated contexts) may judge one connection, each by its own lists. */
+  state: State
+  generation: number
+  recheckAt: number
+  identity: ClientCertIdentity | null
+}
+
+interface PeerEntry {
+  peer: TlsPeer
+  [kVerdict]?: Verdict
+}
+
+type Holder = Record<PropertyKey, unknown>
+
+export interface State {
+  settings: Settings
+  generation: number
+  crl: RevocationList | null
+  proxyCa: X509Certificate[] | null
+  proxy: ProxySource | null
+  users: UserCache
+  tokens: Map<string, ClientCertIdentity | null> | null
+}
+
+function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdentity | null {
+  const connection = connectionOf(raw)
+  if (connection === null) return null
+  const holder = connection.holder as Holder
+  let entry = holder[kPeer] as PeerEntry | undefined
+  if (entry === undefined || !samePeer(entry.peer, connection.socket)) {
+    entry = { peer: readPeer(connection.socket) }
+    holder[kPeer] = entry
+  }
+  const memo = entry[kVerdict]
+  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
+  const peer = entry.peer
+  let identity: ClientCertIdentity | null = null
+  let recheckAt = Infinity
+  if (peer.fields !== null) {
+    const verdict = judge(state, peer.fields, peer.authorized, peer.authorizationError, peer.issuer, null, now)
+    recheckAt = verdict.recheckAt
+    identity = composeIdentity(peer.fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
+  }
+  entry[kVerdict] = { state, generation: state.generation, recheckAt, identity }
+  return identity
+}
+
+function proxyIdentity (state: State, decoded: DecodedForward & { [kVerdict]?: Verdict }, presetName: string, now: number): ClientCertIdentity | null {
+  const memo = decoded[kVerdict]
+  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
+  let identity: ClientCertIdentity | null = null
+  let recheckAt = Infinity
+  if (decoded.fields !== null) {
+    const verdict = judge(state, decoded.fields, decoded.proxyVerified, decoded.proxyError, null, decoded.chain, now)
+    recheckAt = verdict.recheckAt
+    identity = composeIdentity(decoded.fields, { source: 'proxy', proxy: presetName, verified: verdict.verified, verifyError: verdict.verifyError })
+  }
+  decoded[kVerdict] = { state, generation: state.generation, recheckAt, identity }
+  return identity
+}
+
+/** The request's identity by the configured mode; throws 400 errors for spoofed or malformed headers. */
+export function identify (state: State, request: FastifyRequest): ClientCertIdentity | null {
+  const now = Date.now()
+  const raw = request.raw
+  if (state.tokens !== null) {
+    const token = request.headers[testHeader]
+    if (token !== undefined) return injectedIdentity(state, token)
+  }
+  const proxy = state.proxy
+  if (proxy === null) return tlsIdentity(state, raw, now)
+  const connection = raw as unknown as PeerConnection
+  const lookup = proxy.lookup(raw.rawHeaders, connection)
+  // The shared secret has done its work; the route's code (and its logs) never see it.
+  const secret = state.settings.proxy!.secret
+  if (secret !== null) delete request.headers[secret.header]
+  if (lookup.kind === 'forwarded') return proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
+  // 'auto': a proxy's own connection has no user certificate, even when the proxy presented one itself.
+  if (state.settings.mode === 'proxy' || proxy.isTrusted(connection)) return null
+  return tlsIdentity(state, raw, now)
+}
+
+function injectedIdentity (state: State, token: string | string[]): ClientCertIdentity | null {
+  // Node joins a repeated header into one string, which is no token either.
+  const key = String(token)
+  const identity = state.tokens!.get(key)
+  if (identity === undefined) throw new ClientCertUntrustedSourceError()
+  state.tokens!.delete(key)
+  return identity
+}
+
+function describe (identity: ClientCertIdentity): Record<string, unknown> {
+  return {
+    subject: identity.subject,
+    issuer: identity.issuer,
+    serialNumber: identity.serialNumber,
+    fingerprint256: identity.fingerprint256,
+    source: identity.source
+  }
+}
+
+/** The error to answer with when no identity could be read, logged; never a message that leaks details. */
+export function refusal (request: FastifyRequest, error: unknown): Error {
+  if (error instanceof ClientCertUntrustedSourceError) {
+    request.log.warn({ remoteAddress: request.raw.socket.remoteAddress }, 'client certificate headers refused from an untrusted source (spoofing attempt?)')
+    return error
+  }
+  if (error instanceof ClientCertBadHeaderError) {
+    const cause = error.cause instanceof Error ? error.cause.message : undefined
+    request.log.warn({ reason: cause }, 'malformed client certificate headers refused')
+    return error
+  }
+  if (error instanceof CertificateParseError) {
+    // A certificate TLS accepted but whose names the codecs refuse: fail closed, never guess an identity.
+    request.log.warn({ reason: error.message }, 'client certificate could not be read')
+    return new ClientCertInvalidError()
+  }
+  request.log.error({ err: error }, 'client certificate authentication failed')
+  return new ClientCertInternalError()
+}
+
+/**
+ * Applies a route policy to an identity. Returns the error to answer with, `null` to go on, or a promise of
+ * either when `authorize` / `resolveUser` are configured.
+ */
+export function decide (state: State, policy: RoutePolicy, identity: ClientCertIdentity | null, request: FastifyRequest): Error | null | Promise<Error | null> {
+  if (identity === null) {
+    if (!policy.required) return null
+    request.log.info('client certificate refused: none presented')
+    return new ClientCertMissingError()
+  }
+  if (!identity.verified) {
+    request.log.info({ clientCert: describe(identity), verifyError: identity.verifyError }, 'client certificate not verified')
+    return policy.required ? new ClientCertInvalidError() : null
+  }
+  if (policy.allow !== null && !policy.allow(identity)) {
+    request.log.info({ clientCert: describe(identity) }, 'client certificate refused by allow rules')
+    return new ClientCertForbiddenError()
+  }
+  const { authorize, resolveUser } = state.settings
+  if (authorize === null && resolveUser === null) {
+    request.log.debug({ clientCert: describe(identity) }, 'client certificate admitted')
+    return null
+  }
+  return runHooks(state, identity, request)
+}
+
+async function runHooks (state: State, identity: ClientCertIdentity, request: FastifyRequest): Promise<Error | null> {
+  const { authorize, resolveUser } = state.settings
+  if (authorize !== null) {
+    let admitted: boolean
+    try {
+      admitted = await authorize(identity, request)
+    } catch (error) {
+      request.log.error({ err: error, clientCert: describe(identity) }, 'authorize threw: request refused')
+      return new ClientCertInternalError()
+    }
+    if (admitted !== true) {
+      request.log.info({ clientCert: describe(identity) }, 'client certificate refused by authorize')
+      return new ClientCertForbiddenError()
+    }
+  }
+  if (resolveUser !== null) {
+    let user: unknown
+    try {
+      user = await state.users.resolve(identity, async function loadUser () { return await resolveUser(identity, request) })
+    } catch (error) {
+      request.log.error({ err: error, clientCert: describe(identity) }, 'resolveUser threw: request refused')
+      return new ClientCertInternalError()
+    }
+    if (user === null || user === undefined) {
+      request.log.info({ clientCert: describe(identity) }, 'client certificate refused: resolveUser found no user')
+      return new ClientCertForbiddenError()
+    }
+    request.user = user as ClientCertUser
+  }
+  request.log.debug({ clientCert: describe(identity) }, 'client certificate admitted')
+  return null
+}
+
+export function onRequestHook (state: State, policy: RoutePolicy) {
+  return function clientCertOnRequest (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    let identity: ClientCertIdentity | null
+    try {
+      identity = identify(state, request)
+    } catch (error) {
+      done(refusal(request, error))
+      return
+    }
+    request.clientCert = identity
+    const outcome = decide(state, policy, identity, request)
+    if (outcome === null) done()
+    else if (outcome instanceof Error) done(outcome)
+    else outcome.then((error) => { error === null ? done() : done(error) }, done)
+  }
+}

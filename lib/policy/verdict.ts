@@ -1,0 +1,63 @@
+// Stage 2, the decision: verdict (verified or why not), app-side chain check, allow rules, and the user cache.
+import type { X509Certificate } from 'node:crypto'
+import { verifyChain } from './chain.js'
+import type { RevocationList } from '../revocation/crl.js'
+import type { CertificateFields } from '../identity.js'
+
+/** The lists a verdict is judged by; `reload()` replaces them. */
+export interface TrustLists {
+  /** `proxy.ca`: anchors for the app-side check of forwarded certificates. */
+  proxyCa: readonly X509Certificate[] | null
+  crl: RevocationList | null
+}
+
+export interface Judged {
+  verified: boolean
+  verifyError: string | null
+  /** When the verdict may change by itself (the certificate expires, a CRL may expire): judge again then. */
+  recheckAt: number
+}
+
+// A long-lived connection or cache entry re-judges its certificate this often when a CRL is loaded, so an
+// expired CRL fails closed without waiting for a reload.
+const crlRecheckMs = 60_000
+
+/**
+ * The final verdict on a certificate: the source's own (TLS `authorized`, the proxy's status), then expiry,
+ * then, for forwarded certificates (`chain` not null), the `proxy.ca` check, then the CRL of its issuer.
+ */
+export function judge (
+  lists: TrustLists,
+  fields: CertificateFields,
+  verified: boolean,
+  verifyError: string | null,
+  issuer: X509Certificate | null,
+  chain: readonly X509Certificate[] | null,
+  now: number
+): Judged {
+  const certificate = fields.certificate
+  let recheckAt = fields.notAfter === null ? Infinity : fields.notAfter.getTime()
+  if (!verified) return { verified, verifyError, recheckAt }
+  if (fields.notAfter !== null && now > recheckAt) return { verified: false, verifyError: 'CERT_HAS_EXPIRED', recheckAt: Infinity }
+  if (chain !== null && lists.proxyCa !== null) {
+    // With proxy.ca the app verifies too, which needs the whole certificate: a preset that sometimes forwards
+    // only names (Envoy's XFCC without Cert, ALB's detail headers) cannot be verified then.
+    const error = certificate === null ? 'CERTIFICATE_NOT_FORWARDED' : verifyChain(certificate, chain, lists.proxyCa, now)
+    if (error !== null) return { verified: false, verifyError: error, recheckAt }
+  }
+  if (lists.crl !== null && certificate !== null) {
+    recheckAt = Math.min(recheckAt, now + crlRecheckMs)
+    const issuerCertificate = issuer ?? findIssuer(certificate, chain, lists.proxyCa)
+    const check = lists.crl.check(certificate, issuerCertificate, now)
+    if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
+  }
+  return { verified: true, verifyError: null, recheckAt }
+}
+
+function findIssuer (certificate: X509Certificate, chain: readonly X509Certificate[] | null, anchors: readonly X509Certificate[] | null): X509Certificate | null {
+  for (const list of [chain, anchors]) {
+    const found = list?.find((candidate) => certificate.checkIssued(candidate))
+    if (found !== undefined) return found
+  }
+  return null
+}
