@@ -225,9 +225,14 @@ t.test('bad options throw a TypeError naming the option', async (t) => {
   }
 })
 
-t.test("the README shows exactly what proxyConfig writes for its example's paths", async (t) => {
+t.test('docs/proxies.md and the README show exactly what proxyConfig writes for their example\'s paths', async (t) => {
+  const docs = await readFile(new URL('../../docs/proxies.md', import.meta.url), 'utf8')
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
   const fences: Record<ProxyKind, string> = { nginx: 'nginx', apache: 'apache', haproxy: 'haproxy', caddy: 'caddyfile' }
+  const block = (text: string, kind: ProxyKind): string | null => {
+    const start = text.indexOf('```' + fences[kind] + '\n')
+    return start === -1 ? null : text.slice(start + fences[kind].length + 4, text.indexOf('```\n', start + 4))
+  }
   for (const kind of proxyKinds) {
     const combined = kind === 'haproxy'
     const expected = proxyConfig(kind, {
@@ -240,9 +245,7 @@ t.test("the README shows exactly what proxyConfig writes for its example's paths
       workDir: '/var/lib/mtls-proxy',
       ...(kind === 'caddy' ? {} : { user: kind === 'haproxy' ? 'haproxy' : 'www-data' })
     })
-    const start = readme.indexOf('```' + fences[kind] + '\n')
-    t.not(start, -1, `${kind}: a fenced block in the README`)
-    const body = readme.slice(start + fences[kind].length + 4, readme.indexOf('```\n', start + 4))
-    t.equal(body, expected, `${kind}: the README block`)
+    t.equal(block(docs, kind), expected, `${kind}: the docs/proxies.md block`)
   }
+  t.equal(block(readme, 'nginx'), block(docs, 'nginx'), 'the README shows the nginx block as docs/proxies.md does')
 })
