@@ -24,11 +24,16 @@ import { attributeTypeByName, attributeTypeByOID } from './oids.js'
 import type { AttributeType } from './oids.js'
 import { CertificateParseError } from './parse-error.js'
 
-/** One attribute of a distinguished name: `type` is OpenSSL's short name (or the dotted OID). */
+/**
+ * One attribute of a distinguished name: `type` is OpenSSL's short name (or the dotted OID). `value` is the
+ * decoded text; for a value that is no character string (an RFC 4514 `#04…` OCTET STRING, a VideotexString or
+ * GraphicString, which OpenSSL prints as their DER), it is `#` and the upper-case hex of that DER, and `der` is true.
+ */
 export interface DNAttribute {
   type: string
   oid: string
   value: string
+  der?: true
 }
 
 /** A relative distinguished name: one attribute, or several for a multi-valued RDN. */
@@ -151,8 +156,14 @@ function decodeUCS (bytes: Uint8Array, width: 2 | 4): string {
   return out
 }
 
-/** RFC 4514 hexstring: a BER-encoded value, of which only the string types are understood. */
-function decodeBER (input: string, start: number, end: number): string {
+/**
+ * RFC 4514 hexstring: one BER-encoded value (a single primitive definite-length TLV, nothing after it). Character
+ * strings are decoded as OpenSSL prints them: UTF8String as UTF-8, BMPString and UniversalString as UCS,
+ * the one-byte types as Latin-1. OCTET STRING, VideotexString and GraphicString are printed by OpenSSL as
+ * their DER (`#…`), so they stay that: `der` is true and the value is the upper-case hex. Anything else
+ * (another tag, a constructed form, an indefinite length, a length that does not fit) is refused.
+ */
+function decodeBER (input: string, start: number, end: number): { value: string, der: boolean } {
   if ((end - start) % 2 !== 0) fail('odd number of hex digits')
   const bytes = new Uint8Array((end - start) / 2)
   for (let i = 0; i < bytes.length; i++) {
@@ -173,18 +184,23 @@ function decodeBER (input: string, start: number, end: number): string {
   const content = bytes.subarray(offset)
   switch (tag) {
     case 0x0c: // UTF8String
-      return decodeUTF8(content)
+      return { value: decodeUTF8(content), der: false }
     case 0x12: // NumericString
     case 0x13: // PrintableString
     case 0x14: // T61String: OpenSSL and Node show it as Latin-1, so do we
     case 0x16: // IA5String
     case 0x1a: // VisibleString
+    case 0x1b: // GeneralString
       // One byte a character, as OpenSSL prints them; the charsets are not policed.
-      return Buffer.from(content.buffer, content.byteOffset, content.length).toString('latin1')
+      return { value: Buffer.from(content.buffer, content.byteOffset, content.length).toString('latin1'), der: false }
     case 0x1e: // BMPString
-      return decodeUCS(content, 2)
+      return { value: decodeUCS(content, 2), der: false }
     case 0x1c: // UniversalString
-      return decodeUCS(content, 4)
+      return { value: decodeUCS(content, 4), der: false }
+    case 0x04: // OCTET STRING
+    case 0x15: // VideotexString
+    case 0x19: // GraphicString
+      return { value: '#' + input.slice(start, end).toUpperCase(), der: true }
     default:
       fail('unsupported BER value type')
   }
@@ -226,22 +242,23 @@ class Reader {
     pos = skipSpaces(input, pos)
     if (input.charCodeAt(pos) !== EQUALS) fail('missing "=" after attribute type')
     this.pos = skipSpaces(input, pos + 1)
-    const value = input.charCodeAt(this.pos) === HASH ? this.berValue() : this.stringValue()
-    return { type: type.name, oid: type.oid, value }
+    if (input.charCodeAt(this.pos) !== HASH) return { type: type.name, oid: type.oid, value: this.stringValue() }
+    const ber = this.berValue()
+    return ber.der ? { type: type.name, oid: type.oid, value: ber.value, der: true } : { type: type.name, oid: type.oid, value: ber.value }
   }
 
   private isEnd (c: number): boolean {
     return Number.isNaN(c) || c === PLUS || c === this.rdnSeparator
   }
 
-  private berValue (): string {
+  private berValue (): { value: string, der: boolean } {
     const input = this.input
     const start = this.pos + 1
     let end = start
     while (hexValue(input.charCodeAt(end)) >= 0) end++
     this.pos = skipSpaces(input, end)
     if (!this.isEnd(input.charCodeAt(this.pos))) fail('invalid hex value')
-    return end === start ? '#' : decodeBER(input, start, end)
+    return end === start ? { value: '#', der: false } : decodeBER(input, start, end)
   }
 
   private stringValue (): string {
@@ -478,11 +495,76 @@ function derLength (n: number): string {
   return hexByte(0x80 + octets.length / 2) + octets
 }
 
+/** The DER of an OBJECT IDENTIFIER's content octets, from its dotted form. */
+function oidContent (oid: string): number[] {
+  const arcs = oid.split('.').map(Number)
+  const out: number[] = []
+  const push = (arc: number): void => {
+    const base128: number[] = [arc % 128]
+    for (let rest = Math.floor(arc / 128); rest > 0; rest = Math.floor(rest / 128)) base128.unshift(128 + rest % 128)
+    out.push(...base128)
+  }
+  push(arcs[0]! * 40 + arcs[1]!)
+  for (let i = 2; i < arcs.length; i++) push(arcs[i]!)
+  return out
+}
+
+// The string types OpenSSL's ASN1_STRING_TABLE forces whatever the value (countryName, serialNumber and
+// dnQualifier: PrintableString; emailAddress and domainComponent: IA5String); UTF8String for every other.
+const PRINTABLE_OIDS = new Set(['2.5.4.6', '2.5.4.5', '2.5.4.46'])
+const IA5_OIDS = new Set(['1.2.840.113549.1.9.1', '0.9.2342.19200300.100.1.25'])
+
+function derTLV (tag: number, content: readonly number[] | Buffer): Buffer {
+  const length = content.length
+  const head = length < 0x80 ? [tag, length] : [tag, ...Buffer.from(derLength(length), 'hex')]
+  return Buffer.concat([Buffer.from(head), Buffer.from(content)])
+}
+
+/** An attribute as a certificate most likely encodes it (AttributeTypeAndValue), to sort a SET OF by. */
+function attributeDER (attribute: DNAttribute): Buffer {
+  let value: Buffer
+  if (attribute.der === true) {
+    value = Buffer.from(attribute.value.slice(1), 'hex')
+  } else {
+    const tag = PRINTABLE_OIDS.has(attribute.oid) ? 0x13 : IA5_OIDS.has(attribute.oid) ? 0x16 : 0x0c
+    value = derTLV(tag, Buffer.from(attribute.value, tag === 0x0c ? 'utf8' : 'latin1'))
+  }
+  return derTLV(0x30, Buffer.concat([derTLV(0x06, oidContent(attribute.oid)), value]))
+}
+
+/**
+ * A multi-valued RDN in the order OpenSSL prints it: a certificate's SET OF is sorted by DER encoding, and
+ * RFC 2253 output lists the name's entries last to first, so `O=B+O=A` and `O=A+O=B` format alike.
+ */
+function printOrder (rdn: readonly DNAttribute[]): readonly DNAttribute[] {
+  if (rdn.length === 1) return rdn
+  for (const attribute of rdn) {
+    if (typeof attribute.oid !== 'string' || !isOID(attribute.oid)) fail('invalid OID')
+    if (typeof attribute.value !== 'string') fail('value is not a string')
+  }
+  return rdn
+    .map((attribute) => ({ attribute, der: attributeDER(attribute) }))
+    .sort((a, b) => Buffer.compare(b.der, a.der))
+    .map(({ attribute }) => attribute)
+}
+
+function formatValue (attribute: DNAttribute): string {
+  const { oid, value } = attribute
+  if (attribute.der === true) {
+    if (typeof value !== 'string' || !/^#(?:[0-9A-F]{2})+$/.test(value)) fail('invalid DER value')
+    if (attributeTypeByOID(oid) === undefined && (typeof oid !== 'string' || !isOID(oid))) fail('invalid OID')
+    return value
+  }
+  if (attributeTypeByOID(oid) !== undefined) return escapeValue(value)
+  if (typeof oid !== 'string' || !isOID(oid)) fail('invalid OID')
+  return dumpValue(value)
+}
+
 /**
  * The canonical string: byte for byte what `openssl x509 -nameopt RFC2253,-esc_msb` prints after
  * `subject=` (`''` for the empty name). The type printed is derived from each attribute's OID; a
  * type OpenSSL has no name for (none in lib/oids.ts) is printed as OpenSSL does, `<oid>=#<DER>`,
- * taking the value to be a UTF8String.
+ * taking the value to be a UTF8String. A multi-valued RDN is printed in OpenSSL's order for it.
  */
 export function formatDN (rdns: Name): string {
   let out = ''
@@ -490,16 +572,11 @@ export function formatDN (rdns: Name): string {
     const rdn = rdns[i]!
     if (rdn.length === 0) fail('empty RDN')
     if (i > 0) out += ','
-    for (let j = 0; j < rdn.length; j++) {
-      const { oid, value } = rdn[j]!
+    const ordered = printOrder(rdn)
+    for (let j = 0; j < ordered.length; j++) {
+      const attribute = ordered[j]!
       if (j > 0) out += '+'
-      const known = attributeTypeByOID(oid)
-      if (known !== undefined) {
-        out += known.name + '=' + escapeValue(value)
-      } else {
-        if (typeof oid !== 'string' || !isOID(oid)) fail('invalid OID')
-        out += oid + '=' + dumpValue(value)
-      }
+      out += (attributeTypeByOID(attribute.oid)?.name ?? attribute.oid) + '=' + formatValue(attribute)
     }
   }
   return out
@@ -508,6 +585,8 @@ export function formatDN (rdns: Name): string {
 function compareAttributes (a: DNAttribute, b: DNAttribute): number {
   if (a.oid !== b.oid) return a.oid < b.oid ? -1 : 1
   if (a.value !== b.value) return a.value < b.value ? -1 : 1
+  const derA = a.der === true
+  if (derA !== (b.der === true)) return derA ? 1 : -1
   return 0
 }
 

@@ -176,3 +176,15 @@ t.test('the corpus covers what it should', async (t) => {
   t.same(tableRDNs.slice(1).reverse().map(rdn => rdn[0]!.type), attributeTypes().map(type => type.name),
     'OpenSSL prints each type with the table name')
 })
+
+t.test('a multi-valued RDN written in any order formats as OpenSSL prints the certificate', async (t) => {
+  const members = ['O=Bee', 'O=A', 'CN=zz', 'OU=a longer unit', 'emailAddress=a@b.c', 'C=US', 'DC=example', 'serialNumber=42', 'L=M\u00fcnchen']
+  const orders = [members, [...members].reverse(), [...members.slice(4), ...members.slice(0, 4)]]
+  const printed = await Promise.all(orders.map(async (order, i) =>
+    opensslName(await makeCert(`multi-${i}`, `/${order.join('+')}/CN=leaf`), 'subject', 'RFC2253,-esc_msb')))
+  t.equal(new Set(printed).size, 1, 'OpenSSL prints one order whatever the -subj order (the SET OF is sorted)')
+  for (const order of orders) {
+    const written = `CN=leaf,${order.join('+')}`
+    t.equal(formatDN(parseDN(written)), printed[0], `formatDN of ${written}`)
+  }
+})

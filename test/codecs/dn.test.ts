@@ -198,6 +198,43 @@ t.test('parseDN', async (t) => {
     refuses(t, parseDN, 'CN=#Smith', 'an unescaped leading # that is not hex')
   })
 
+  t.test('#hex values that are no character string stay DER, as OpenSSL prints them', async (t) => {
+    const der = (type: string, oid: string, value: string): DNAttribute => ({ type, oid, value, der: true })
+    t.same(parseDN('1.3.6.1.4.1.1466.0=#04024869'), [[der('1.3.6.1.4.1.1466.0', '1.3.6.1.4.1.1466.0', '#04024869')]],
+      'RFC 4514 section 4: an OCTET STRING')
+    t.equal(formatDN(parseDN('1.3.6.1.4.1.1466.0=#04024869')), '1.3.6.1.4.1.1466.0=#04024869', 'formatted as OpenSSL dumps it')
+    t.same(parseDN('CN=#04024869'), [[der('CN', OID.CN, '#04024869')]], 'an OCTET STRING under a known type')
+    t.equal(formatDN(parseDN('cn=#04024869')), 'CN=#04024869')
+    t.same(parseDN('CN=#0403aabbcc'), [[der('CN', OID.CN, '#0403AABBCC')]], 'upper-case hex, as OpenSSL prints it')
+    t.same(parseDN('CN=#15024869'), [[der('CN', OID.CN, '#15024869')]], 'VideotexString')
+    t.same(parseDN('CN=#19024869'), [[der('CN', OID.CN, '#19024869')]], 'GraphicString')
+    t.same(parseDN('CN=#1B024869'), cn('Hi'), 'GeneralString: one byte a character')
+    t.same(parseDN('CN=#0400'), [[der('CN', OID.CN, '#0400')]], 'an empty OCTET STRING')
+    t.notOk(dnEquals(parseDN('CN=#04024869'), parseDN('CN=\\#04024869')), 'never equal to the text "#04024869"')
+    t.notOk(dnEquals(parseDN('CN=\\#04024869'), parseDN('CN=#04024869')), 'either way round')
+    t.ok(dnEquals(parseDN('CN=#04024869+O=x'), parseDN('O=x+CN=#04024869')), 'a set holding a DER value')
+    t.equal(formatDN(parseDN('CN=\\#04024869')), 'CN=\\#04024869', 'the text keeps its escape')
+    refuses(t, parseDN, 'CN=#0403AABB', 'an OCTET STRING shorter than its length')
+    refuses(t, parseDN, 'CN=#2403040141', 'a constructed OCTET STRING')
+    refuses(t, parseDN, 'CN=#170D3236313230343030303030305A', 'UTCTime is no string type')
+    t.throws(() => formatDN([[{ type: 'CN', oid: OID.CN, value: '#0G', der: true }]]), CertificateParseError, 'a DER value that is not hex')
+    t.throws(() => formatDN([[{ type: 'x', oid: 'x', value: '#0400', der: true }]]), CertificateParseError, 'a DER value under an invalid OID')
+  })
+
+  t.test('a multi-valued RDN formats in one order, OpenSSL\'s', async (t) => {
+    t.equal(formatDN(parseDN('O=A+O=B')), formatDN(parseDN('O=B+O=A')), 'O=A+O=B and O=B+O=A')
+    t.equal(formatDN(parseDN('O=B+O=A')), 'O=B+O=A', 'the DER-sorted set, printed last to first')
+    t.equal(formatDN(parseDN('CN=bob+UID=1234,O=Example Corp')), 'UID=1234+CN=bob,O=Example Corp', 'by the encoding, not the name')
+    t.equal(formatDN(parseDN('C=US+CN=x')), formatDN(parseDN('CN=x+C=US')))
+    t.equal(formatDN(parseDN('C=US+CN=x')), 'C=US+CN=x', 'the longer encoding sorts last and prints first')
+    const long = 'y'.repeat(200)
+    t.equal(formatDN(parseDN(`CN=${long}+CN=x`)), `CN=${long}+CN=x`, 'a long value sorts by its long-form length')
+    t.equal(formatDN(parseDN('emailAddress=b@x+emailAddress=a@x')), 'emailAddress=b@x+emailAddress=a@x', 'IA5String values')
+    t.equal(formatDN(parseDN('CN=x+CN=#04024869')), formatDN(parseDN('CN=#04024869+CN=x')), 'DER values sort by their own encoding')
+    t.throws(() => formatDN([[{ type: 'CN', oid: OID.CN, value: 'a' }, { type: 'x', oid: 'not an oid', value: 'b' }]]), CertificateParseError)
+    t.throws(() => formatDN([[{ type: 'CN', oid: OID.CN, value: 'a' }, { type: 'CN', oid: OID.CN, value: 1 as unknown as string }]]), CertificateParseError)
+  })
+
   t.test('a lone # is the character, as OpenSSL prints it', async (t) => {
     t.same(parseDN('CN=#'), cn('#'))
     t.same(parseDN('CN=# ,O=x'), [[a('CN', '#')], [a('O', 'x')]])
@@ -376,7 +413,7 @@ t.test('formatDN', async (t) => {
   t.equal(formatDN([]), '', 'the empty name')
   t.equal(formatDN(parseDN('emailAddress=alice@example.com,CN=alice,O=Example Corp,C=US')),
     'emailAddress=alice@example.com,CN=alice,O=Example Corp,C=US')
-  t.equal(formatDN(parseDN('cn=bob + uid=x, o=Example Corp')), 'CN=bob+uid=x,O=Example Corp', 'canonical spacing')
+  t.equal(formatDN(parseDN('cn=bob + uid=x, o=Example Corp')), 'uid=x+CN=bob,O=Example Corp', 'canonical spacing and order')
   t.equal(formatDN(parseDN('CN=J\\C3\\BCrgen')), 'CN=Jürgen', 'UTF-8 raw, not escaped')
 
   t.test('OpenSSL escaping', async (t) => {
