@@ -9,8 +9,13 @@ export interface Context {
   io: CliIo
   values: Values
   operand: string | undefined
-  /** A line of plain-words progress on stdout; silent with --json, where stdout holds only the result. */
+  /**
+   * A line of plain-words progress on stdout; silent with --json, where stdout holds only the result.
+   * Every control and bidi character in it is escaped (terminal.ts): the line may quote a certificate.
+   */
   say: (line?: string) => void
+  /** Text the command produced itself, such as a configuration file, written as is; silent with --json. */
+  output: (text: string) => void
 }
 
 export interface Command {

@@ -7,6 +7,7 @@ import { CliError, UsageError, type CliIo } from './io.js'
 import { issueCommand } from './issue.js'
 import { proxyConfigCommand } from './proxy.js'
 import { crlCommand, revokeCommand } from './revoke.js'
+import { jsonText, printable } from './terminal.js'
 
 export type { CliIo } from './io.js'
 
@@ -81,18 +82,19 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
       io,
       values,
       operand: positionals[0],
-      say: json ? () => {} : (line = '') => io.stdout(line + '\n')
+      say: json ? () => {} : (line = '') => io.stdout(printable(line) + '\n'),
+      output: json ? () => {} : (text) => io.stdout(text)
     })
-    if (json) io.stdout(JSON.stringify(result, null, 2) + '\n')
+    if (json) io.stdout(jsonText(result) + '\n')
     return 0
   } catch (error) {
     if (error instanceof CliError) {
       const hint = error instanceof UsageError ? ` (see "${NAME} ${command === undefined ? '' : name + ' '}--help")` : ''
-      io.stderr(`${NAME}: ${error.message}${hint}\n`)
+      io.stderr(`${NAME}: ${printable(error.message)}${hint}\n`)
       return error.exitCode
     }
     // Anything else is a bug or a damaged CA directory: its message is the best lead.
-    io.stderr(`${NAME}: unexpected error: ${(error as Error).message}\n`)
+    io.stderr(`${NAME}: unexpected error: ${printable((error as Error).message)}\n`)
     return 1
   }
 }

@@ -40,7 +40,7 @@ function translate (error: Error): CliError {
   return new CliError(error.message.replace(/^proxyConfig: (\S+)/, (_, option: string) => proxyConfigFlags[option]))
 }
 
-async function run ({ io, values, operand, say }: Context): Promise<unknown> {
+async function run ({ io, values, operand, output }: Context): Promise<unknown> {
   const kind = operand as ProxyKind
   if (!(proxyKinds as readonly string[]).includes(kind)) throw new UsageError(`the proxy must be one of ${proxyKinds.join(', ')}`)
   const path = (name: string, fallback?: string): string => {
@@ -75,8 +75,8 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
   } catch (error) {
     throw translate(error as Error)
   }
-  // The configuration is the output itself, with or without --json.
-  say(config.replace(/\n$/, ''))
+  // The configuration is the output itself, tabs and all (its values were checked by proxyConfig).
+  output(config)
   return { kind, options, config }
 }
 

@@ -172,6 +172,18 @@ t.test('openssl missing or failing', async (t) => {
   writeFileSync(notExecutable, '', { mode: 0o644 })
   await fails(t, ['ca', '--dir', dir], 1, `cannot run ${notExecutable}: `, { env: { OPENSSL: notExecutable } })
   await fails(t, ['ca', '--dir', dir], 1, 'openssl req failed', { env: { OPENSSL: '/bin/false' } })
+  for (const bad of ['0', '0.0', 'ten', '1e3', '-1', '86401', '1.0001']) {
+    await fails(t, ['ca', '--dir', dir], 1, 'FASTIFY_CLIENT_CERT_OPENSSL_TIMEOUT must be a number of seconds above 0 and at most 86400 (default 30)',
+      { env: { FASTIFY_CLIENT_CERT_OPENSSL_TIMEOUT: bad } })
+  }
+  t.notOk(existsSync(dir), 'a refused timeout leaves nothing behind')
+  // A slow openssl is stopped at the bound: every command runs under it.
+  const slow = join(root, 'slow-openssl')
+  writeFileSync(slow, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 })
+  await fails(t, ['ca', '--dir', dir], 1, /^fastify-client-cert: openssl req did not finish within 0\.2 s and was stopped: /,
+    { env: { OPENSSL: slow, FASTIFY_CLIENT_CERT_OPENSSL_TIMEOUT: '0.2' } })
+  await ok(t, ['ca', '--dir', dir], { env: { FASTIFY_CLIENT_CERT_OPENSSL_TIMEOUT: '' } })
+  await ok(t, ['ca', '--dir', join(root, 'timeout-set'), '--json'], { env: { FASTIFY_CLIENT_CERT_OPENSSL_TIMEOUT: '60.5' } })
 })
 
 t.test('issue: a client certificate, its files and its PKCS#12', async (t) => {
