@@ -159,16 +159,16 @@ t.test('with proxy.ca, a forward without the whole certificate cannot be verifie
   t.match((await app.inject({ url: '/maybe', headers: { 'x-forwarded-client-cert': withCert } })).json(), { verified: true, commonName: 'alice' })
 })
 
-t.test('peerAddress: a Unix socket reads as unix, a destroyed socket as nothing', async (t) => {
+t.test('peerAddress: unix is decided by the listener, a TCP socket without an address is nobody', async (t) => {
   const { peerAddress } = await import('../lib/sources/proxy.js')
-  t.equal(peerAddress({ remoteAddress: '127.0.0.1', destroyed: false }), '127.0.0.1')
-  t.equal(peerAddress({ remoteAddress: undefined, destroyed: false }), 'unix')
-  t.equal(peerAddress({ remoteAddress: undefined, destroyed: true }), undefined)
+  t.equal(peerAddress({ remoteAddress: '127.0.0.1' }, false), '127.0.0.1')
+  t.equal(peerAddress({ remoteAddress: undefined }, true), 'unix')
+  t.equal(peerAddress({ remoteAddress: undefined }, false), undefined)
 })
 
 t.test('normalizeOptions: defaults, null-prototype objects, odd values', async (t) => {
   const { normalizeOptions } = await import('../lib/options.js')
-  t.match(normalizeOptions(undefined), { mode: 'tls', required: true, proxy: null, cacheMax: 10000, cacheTtl: 300000, testing: false })
+  t.match(normalizeOptions(undefined), { mode: 'tls', required: true, proxy: null, cache: { users: { max: 10000, ttl: 300000 }, certificates: { max: 10000, ttl: 300000, maxBytes: 67108864 } }, testing: false })
   t.match(normalizeOptions(null), { mode: 'tls' })
   const bare = Object.assign(Object.create(null), { required: false })
   t.match(normalizeOptions(bare), { required: false })
@@ -215,20 +215,25 @@ t.test('injectAs as a proxy without a preset name says custom', async (t) => {
   t.same((await app.clientCert.injectAs({ certificate: corpus.leaves.alice.der, source: 'proxy' }, '/whoami')).json(), { source: 'proxy', proxy: 'custom' })
 })
 
-t.test('GCP without the leaf header: the fields Google forwards, no subject', async (t) => {
+t.test('GCP without the leaf header: refused when verified; the fields Google forwards, no subject, when not', async (t) => {
   const corpus = await getCorpus()
   const { X509Certificate, createHash } = await import('node:crypto')
   const san = new X509Certificate(corpus.leaves.san.certPem)
   const app = Fastify()
   await app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'gcp', trust: '127.0.0.1' } })
   app.get('/whoami', async (request) => toJSON(request.clientCert))
+  app.get('/maybe', { config: { clientCert: { required: false } } }, async (request) => toJSON(request.clientCert))
   t.teardown(() => app.close())
   const b64 = (text: string) => Buffer.from(text).toString('base64')
+  const verifiedWithoutLeaf = await app.inject({ url: '/whoami', headers: { 'x-client-cert-present': 'true', 'x-client-cert-chain-verified': 'true', 'x-client-cert-serial-number': '0f' } })
+  t.equal(verifiedWithoutLeaf.statusCode, 400, 'Google forwards the leaf of every certificate it verified: without it, refused')
+  t.equal(verifiedWithoutLeaf.json().code, 'FST_CLIENT_CERT_BAD_HEADER')
   const response = await app.inject({
-    url: '/whoami',
+    url: '/maybe',
     headers: {
       'x-client-cert-present': 'true',
-      'x-client-cert-chain-verified': 'true',
+      'x-client-cert-chain-verified': 'false',
+      'x-client-cert-error': 'client_cert_chain_invalid_eku',
       'x-client-cert-hash': createHash('sha256').update(san.raw).digest('base64').replace(/=+$/, ''),
       'x-client-cert-serial-number': san.serialNumber.replace(/(..)(?!$)/g, '$1:').toLowerCase(),
       'x-client-cert-spiffe': 'spiffe://example.org/ns/prod/sa/api',
@@ -240,8 +245,8 @@ t.test('GCP without the leaf header: the fields Google forwards, no subject', as
   t.same(response.json(), {
     source: 'proxy',
     proxy: 'gcp',
-    verified: true,
-    verifyError: null,
+    verified: false,
+    verifyError: 'client_cert_chain_invalid_eku',
     subject: null,
     issuer: null,
     subjectRDNs: null,

@@ -66,6 +66,8 @@ export interface StartProxyOptions {
   upstream: ProxyConfigOptions['upstream']
   verify?: ProxyConfigOptions['verify']
   secret?: ProxyConfigOptions['secret']
+  /** Rewrites the configuration proxyConfig() writes: a test that runs a variant of it (an older one, more headers). */
+  edit?: (config: string) => string
 }
 
 export interface RunningProxy {
@@ -169,7 +171,7 @@ export async function startProxy (kind: ProxyKind, options: StartProxyOptions): 
     }
     const port = await freePort()
     const root = process.getuid?.() === 0
-    const config = proxyConfig(kind, {
+    const generated = proxyConfig(kind, {
       listen: { host: '127.0.0.1', port },
       upstream: options.upstream,
       serverCertPath: certPath,
@@ -181,6 +183,7 @@ export async function startProxy (kind: ProxyKind, options: StartProxyOptions): 
       // nginx keeps root so its worker reaches a Unix socket in a private dir; Apache refuses root.
       ...(root ? kind === 'apache' ? { user: 'www-data' } : kind === 'nginx' ? { user: 'root' } : {} : {})
     })
+    const config = options.edit === undefined ? generated : options.edit(generated)
     const configPath = join(workDir, kind === 'caddy' ? 'Caddyfile' : `${kind}.conf`)
     writeFileSync(configPath, config)
     const outputPath = join(workDir, 'output.log')

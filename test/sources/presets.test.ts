@@ -6,9 +6,11 @@ import { ClientCertInvalidOptionError } from '../../lib/errors.js'
 import { CertificateParseError } from '../../lib/codecs/parse-error.js'
 import { parseTimestamp } from '../../lib/sources/presets/common.js'
 import { createCustomPreset } from '../../lib/sources/presets/custom.js'
+import { createEnvoyPreset } from '../../lib/sources/presets/envoy.js'
 import { getPreset, presetNames } from '../../lib/sources/presets/index.js'
 import type { CustomHeaderMapping, ForwardedCert, HeaderRead, Preset } from '../../lib/sources/presets/types.js'
 import { getCorpus } from '../helpers/certs.js'
+import { opensslName } from '../helpers/openssl.js'
 
 const corpus = await getCorpus()
 const { alice, san, utf8, nocn } = corpus.leaves
@@ -141,11 +143,13 @@ t.test('caddy: base64 DER, placeholder when none, presence means verified', asyn
   t.throws(() => decode(caddy, { 'X-Ssl-Client-Cert': b64(alice.der).slice(1) }), CertificateParseError, 'cut base64')
 })
 
-t.test('envoy: XFCC, last element, Cert/Chain/Hash or Subject/URI/DNS', async (t) => {
+t.test('envoy: XFCC, exactly `hops` elements, Cert/Chain/Hash or one Subject/URI/DNS', async (t) => {
   const envoy = preset('envoy')
-  const xfcc = (value: string) => decode(envoy, { 'X-Forwarded-Client-Cert': value })
+  const xfcc = (value: string, p: Preset = envoy) => decode(p, { 'X-Forwarded-Client-Cert': value })
   const hash = (der: Buffer) => sha256(der).toString('hex')
   const cert = (pem: string) => `Cert="${envoyEncode(pem)}"`
+  // What Envoy writes for the subject: OpenSSL's RFC 2253 text (UTF-8 as \XX), between quotes, unescaped.
+  const subject = (leaf: keyof typeof corpus.leaves) => `Subject="${opensslName(corpus.leaves[leaf].certPath, 'subject', 'RFC2253')}"`
 
   t.same(xfcc(`By=spiffe://example.org/ns/front;Hash=${hash(alice.der)};${cert(alice.certPem)}`),
     { der: alice.der, chain: [], verified: true, verifyError: null }, 'Cert and matching Hash')
@@ -153,20 +157,24 @@ t.test('envoy: XFCC, last element, Cert/Chain/Hash or Subject/URI/DNS', async (t
     { der: alice.der, chain: [intermediate.der], verified: true, verifyError: null }, 'Chain alone: leaf first')
   t.same(xfcc(`${cert(alice.certPem)};Chain="${encodeURIComponent(alice.certPem + intermediate.certPem)}"`),
     { der: alice.der, chain: [intermediate.der], verified: true, verifyError: null }, 'Cert and Chain')
-
-  const attacker = `By=spiffe://evil;Hash=${hash(alice.der)};${cert(alice.certPem)};URI=spiffe://example.org/ns/admin`
-  const real = `By=spiffe://example.org/ns/front;Hash=${hash(san.der)};${cert(san.certPem)}`
-  t.same(xfcc(`${attacker},${real}`)?.der, san.der, 'an attacker-supplied first element is ignored: the last one counts')
-  t.same(xfcc(`${real},${attacker}`)?.der, alice.der, 'whatever the nearest proxy appended last is what is used')
+  t.same(xfcc(`By=spiffe://example.org/ns/front;By=https://front.example;Hash=${hash(san.der)};${cert(san.certPem)};${subject('san')};` +
+    'URI=spiffe://example.org/ns/prod/sa/api;DNS=api.example.org;DNS=*.svc.example.net')?.der, san.der,
+  'Cert beside the Subject, URI and DNS Envoy read out of it (and one By per URI SAN of the proxy)')
+  for (const leaf of ['alice', 'tricky', 'utf8', 'multirdn', 'twoou', 'nocn'] as const) {
+    const { der, certPem } = corpus.leaves[leaf]
+    const uri = leaf === 'nocn' ? 'URI=spiffe://example.org/ns/empty' : 'URI='
+    t.same(xfcc(`Hash=${hash(der)};${cert(certPem)};${subject(leaf)};${uri}`)?.der, der, `${leaf}: Envoy's Subject agrees with its Cert`)
+  }
 
   const istio = xfcc(`By=spiffe://cluster.local/ns/default/sa/api;Hash=${hash(san.der)};Subject="CN=api.example.org,O=Example Corp,C=US";` +
-    'URI=spiffe://example.org/ns/prod/sa/api;DNS=api.example.org;DNS=*.svc.example.net')
+    'URI=spiffe://example.org/ns/prod/sa/api')
   t.equal(istio?.der, null)
   t.equal(istio?.verified, true)
   t.equal(formatDN(istio?.subjectRDNs ?? []), 'CN=api.example.org,O=Example Corp,C=US')
-  t.same(istio?.san, { dns: ['api.example.org', '*.svc.example.net'], email: [], uri: ['spiffe://example.org/ns/prod/sa/api'], ip: [] })
+  t.same(istio?.san, { dns: [], email: [], uri: ['spiffe://example.org/ns/prod/sa/api'], ip: [] })
   t.equal(istio?.spiffeId, 'spiffe://example.org/ns/prod/sa/api')
   t.equal(istio?.fingerprint256, colonSha256(san.der))
+  t.same(xfcc(`Hash=${hash(san.der)};DNS=api.example.org`)?.san, { dns: ['api.example.org'], email: [], uri: [], ip: [] }, 'one DNS SAN alone')
 
   const sidecar = xfcc(`Hash=${hash(nocn.der)};Subject="";URI=spiffe://example.org/ns/empty`)
   t.same(sidecar?.subjectRDNs, [], 'Subject="" is an empty name')
@@ -177,20 +185,40 @@ t.test('envoy: XFCC, last element, Cert/Chain/Hash or Subject/URI/DNS', async (t
   const hashOnly = xfcc(`Hash=${hash(alice.der)}`)
   t.same(Object.keys(hashOnly ?? {}).sort(), ['chain', 'der', 'fingerprint256', 'verified', 'verifyError'], 'unknown fields are left out')
   t.equal(formatDN(xfcc('Subject="CN=J\\C3\\BCrgen,C=DE"')?.subjectRDNs ?? []), 'CN=Jürgen,C=DE', 'BoringSSL escapes UTF-8 as \\XX')
+  t.equal(formatDN(xfcc(subject('tricky'))?.subjectRDNs ?? []), opensslName(corpus.leaves.tricky.certPath, 'subject', 'RFC2253,-esc_msb'),
+    'a name with " and \\ is read whole: OpenSSL escapes both, so the closing quote is found')
+
+  // Two Envoys: an ingress gateway (SANITIZE_SET) that terminated the client's TLS, then a sidecar (APPEND_FORWARD)
+  const twoHops = createEnvoyPreset({ hops: 2, cert: true })
+  const gateway = `By=spiffe://example.org/ns/prod/sa/app;Hash=${hash(san.der)};${cert(san.certPem)};URI=spiffe://example.org/ns/prod/sa/api`
+  const user = `By=spiffe://example.org/ns/prod/sa/api;Hash=${hash(alice.der)};${cert(alice.certPem)};URI=`
+  t.same(xfcc(`${user},${gateway}`, twoHops)?.der, alice.der, 'hops: 2 reads the first element, the one the outermost Envoy wrote')
+  t.throws(() => xfcc(gateway, twoHops), { message: 'XFCC holds 1 elements where proxy.xfcc.hops expects 2' }, 'one element where two hops add two')
+  t.throws(() => xfcc(`${user},${user},${gateway}`, twoHops), CertificateParseError, 'three elements where two hops add two')
+  t.throws(() => xfcc(`${user},${gateway}`), { message: 'XFCC holds 2 elements where proxy.xfcc.hops expects 1' }, 'the default is one element')
+  t.throws(() => xfcc(`Hash=${hash(alice.der)};Subject="CN=alice";URI=`, createEnvoyPreset({ hops: 1, cert: true })),
+    { message: 'XFCC element has no Cert where proxy.xfcc.cert expects one' }, 'cert: true refuses an element without Cert')
 
   t.equal(decode(envoy, { 'X-Forwarded-Client-Cert': '' }), null)
   for (const [name, value] of Object.entries({
     'Hash does not match Cert': `Hash=${hash(san.der)};${cert(alice.certPem)}`,
+    'Subject does not match Cert': `${cert(alice.certPem)};${subject('san')}`,
+    'URI does not match Cert': `${cert(san.certPem)};URI=spiffe://example.org/ns/prod/sa/admin`,
+    'URI= beside a Cert that has a URI SAN': `${cert(san.certPem)};URI=`,
+    'one URI too many beside Cert': `${cert(san.certPem)};URI=spiffe://example.org/ns/prod/sa/api;URI=spiffe://example.org/ns/admin/sa/root`,
+    'DNS does not match Cert': `${cert(san.certPem)};DNS=api.example.org`,
     'Chain does not start with Cert': `${cert(alice.certPem)};Chain="${encodeURIComponent(san.certPem)}"`,
     'Cert holds two certificates': cert(alice.certPem + san.certPem),
     'Cert not URL-encoded PEM': 'Cert="SPOOFED"',
     'Cert malformed escape': 'Cert="%zz"',
     'Hash not a digest': 'Hash=abc',
     'only By': 'By=spiffe://example.org/ns/front',
-    'a quote in the Subject': 'URI=spiffe://a/b;Subject="CN=\\"x\\""',
+    'two URI values without Cert': `Hash=${hash(san.der)};URI=https://apps.example/m;URI=spiffe://example.org/ns/admin/sa/root`,
+    'URI and DNS without Cert': `Hash=${hash(san.der)};URI=spiffe://example.org/ns/prod/sa/api;DNS=api.example.org`,
+    'URI= and DNS without Cert': `Hash=${hash(san.der)};URI=;DNS=admin.example.org`,
     'Subject not a DN': `Hash=${hash(alice.der)};Subject="no equals sign"`,
     'syntax error': 'Hash=a;Hash=b',
-    'last element malformed': `${real},Cert="x`
+    'second element malformed': `Hash=${hash(alice.der)},Cert="x`
   })) t.throws(() => xfcc(value), CertificateParseError, name)
 })
 
@@ -213,7 +241,7 @@ t.test('traefik: base64 DER list, URL-escaped or not; Info alone refused', async
   t.throws(() => header(encodeURIComponent(alice.certPem)), CertificateParseError, 'markers are not expected')
 })
 
-t.test('aws-alb: leaf with +=/ raw, or the DN headers', async (t) => {
+t.test('aws-alb: leaf with +=/ raw; the other headers never stand in for it', async (t) => {
   const alb = preset('aws-alb')
   const leaf = albEncode(alice.certPem)
   t.ok(/[+/=]/.test(leaf) && leaf.includes('%0A'), 'the raw +=/ quirk is exercised')
@@ -221,44 +249,35 @@ t.test('aws-alb: leaf with +=/ raw, or the DN headers', async (t) => {
     { der: alice.der, chain: [], verified: true, verifyError: null })
   t.same(decode(alb, { 'X-Amzn-Mtls-Clientcert-Leaf': encodeURIComponent(alice.certPem) })?.der, alice.der, 'fully encoded works too')
 
-  const dnOnly = decode(alb, {
+  // Verify mode sends all five headers together: without the leaf, the others mean it was lost on the way.
+  const details: Headers = {
     'X-Amzn-Mtls-Clientcert-Subject': asReceived('CN=Jürgen Ünicode 测试,O=Beispiel GmbH,C=DE'),
     'X-Amzn-Mtls-Clientcert-Issuer': 'CN=Example Intermediate CA,OU=Client Auth,O=Example Corp,C=US',
     'X-Amzn-Mtls-Clientcert-Serial-Number': 'a1b2c3d4e5f60718',
     'X-Amzn-Mtls-Clientcert-Validity': 'NotBefore=2023-09-21T01:50:17Z;NotAfter=2024-09-20T01:50:17Z'
-  })
-  t.equal(dnOnly?.der, null)
-  t.equal(formatDN(dnOnly?.subjectRDNs ?? []), 'CN=Jürgen Ünicode 测试,O=Beispiel GmbH,C=DE')
-  t.equal(formatDN(dnOnly?.issuerRDNs ?? []), 'CN=Example Intermediate CA,OU=Client Auth,O=Example Corp,C=US')
-  t.equal(dnOnly?.serialNumber, 'A1B2C3D4E5F60718')
-  t.equal(dnOnly?.notBefore?.toISOString(), '2023-09-21T01:50:17.000Z')
-  t.equal(dnOnly?.notAfter?.toISOString(), '2024-09-20T01:50:17.000Z')
-  t.same(Object.keys(decode(alb, { 'X-Amzn-Mtls-Clientcert-Subject': 'CN=x' }) ?? {}).sort(), ['chain', 'der', 'subjectRDNs', 'verified', 'verifyError'])
-  t.throws(() => decode(alb, { 'X-Amzn-Mtls-Clientcert-Subject': 'CN=测试' }), CertificateParseError,
-    'text node:http cannot produce (a code point above U+00FF) is refused')
-
-  for (const [name, headers] of Object.entries({
-    'validity malformed': { 'X-Amzn-Mtls-Clientcert-Subject': 'CN=x', 'X-Amzn-Mtls-Clientcert-Validity': 'NotBefore=2023-09-21T01:50:17Z' },
-    'validity date invalid': { 'X-Amzn-Mtls-Clientcert-Subject': 'CN=x', 'X-Amzn-Mtls-Clientcert-Validity': 'NotBefore=2023-02-30T01:50:17Z;NotAfter=2024-09-20T01:50:17Z' },
-    'serial not hex': { 'X-Amzn-Mtls-Clientcert-Subject': 'CN=x', 'X-Amzn-Mtls-Clientcert-Serial-Number': 'xyz' },
-    'subject not a DN': { 'X-Amzn-Mtls-Clientcert-Subject': 'alice' },
-    'leaf malformed': { 'X-Amzn-Mtls-Clientcert-Leaf': '%zz' }
-  } as Record<string, Headers>)) t.throws(() => decode(alb, headers), CertificateParseError, name)
+  }
+  t.same(decode(alb, { ...details, 'X-Amzn-Mtls-Clientcert-Leaf': leaf })?.der, alice.der, 'the leaf beside its details')
+  t.throws(() => decode(alb, details), CertificateParseError, 'all four details without the leaf')
+  t.throws(() => decode(alb, { ...details, 'X-Amzn-Mtls-Clientcert-Leaf': '-' }), CertificateParseError, 'beside a placeholder leaf')
+  for (const [name, value] of Object.entries(details)) {
+    t.throws(() => decode(alb, { [name]: value }), CertificateParseError, `${name} alone`)
+  }
+  t.throws(() => decode(alb, { 'X-Amzn-Mtls-Clientcert-Leaf': '%zz' }), CertificateParseError, 'leaf malformed')
   t.equal(decode(alb, { 'X-Amzn-Mtls-Clientcert-Leaf': '-' }), null)
-  const emptySubject = decode(alb, { 'X-Amzn-Mtls-Clientcert-Serial-Number': '0F' })
-  t.same(emptySubject?.subjectRDNs, [], 'details without a subject: an empty subject')
-  t.equal(emptySubject?.serialNumber, '0F')
+  t.equal(decode(alb, { 'X-Amzn-Mtls-Clientcert-Subject': '', 'X-Amzn-Mtls-Clientcert-Serial-Number': '' }), null, 'empty values: no certificate')
 })
 
 t.test('gcp: Google\'s mTLS custom headers', async (t) => {
   const gcp = preset('gcp')
   const leaf = `:${b64(alice.der)}:`
   const base = { 'X-Client-Cert-Present': 'true', 'X-Client-Cert-Chain-Verified': 'true', 'X-Client-Cert-Error': '' }
+  // ALLOW_INVALID_OR_MISSING_CLIENT_CERT: Google forwards a certificate that failed validation, described, without its leaf.
+  const failed = { 'X-Client-Cert-Present': 'true', 'X-Client-Cert-Chain-Verified': 'false', 'X-Client-Cert-Error': 'client_cert_chain_invalid_eku' }
   t.same(decode(gcp, { ...base, 'X-Client-Cert-Leaf': leaf, 'X-Client-Cert-Chain': `:${b64(intermediate.der)}:`, 'X-Client-Cert-Hash': sha256(alice.der).toString('base64').replace(/=+$/, '') }),
     { der: alice.der, chain: [intermediate.der], verified: true, verifyError: null }, 'leaf, chain, matching unpadded base64 hash')
 
   const described = decode(gcp, {
-    ...base,
+    ...failed,
     'X-Client-Cert-Hash': sha256(san.der).toString('base64').replace(/=+$/, ''),
     'X-Client-Cert-Serial-Number': '00:a1:b2:c3:d4:e5:f6:07:18',
     'X-Client-Cert-SPIFFE': 'spiffe://example.org/ns/prod/sa/api',
@@ -268,16 +287,20 @@ t.test('gcp: Google\'s mTLS custom headers', async (t) => {
     'X-Client-Cert-Valid-Not-After': '2023-10-12T14:55:18+02:00'
   })
   t.equal(described?.der, null)
+  t.equal(described?.verified, false)
+  t.equal(described?.verifyError, 'client_cert_chain_invalid_eku')
   t.equal(described?.fingerprint256, colonSha256(san.der))
   t.equal(described?.serialNumber, 'A1B2C3D4E5F60718', 'GCP colon hex with the DER sign byte, as Node prints it')
   t.same(described?.san, { dns: ['api.example.org', '*.svc.example.net'], email: [], uri: ['spiffe://example.org/ns/prod/sa/api', 'https://api.example.org', 'urn:x'], ip: [] })
   t.equal(described?.spiffeId, 'spiffe://example.org/ns/prod/sa/api')
   t.equal(described?.notBefore?.toISOString(), '2023-09-12T14:55:19.000Z')
   t.equal(described?.notAfter?.toISOString(), '2023-10-12T12:55:18.000Z')
-  const uriOnly = decode(gcp, { ...base, 'X-Client-Cert-URI-SANs': 'dXJuOng' })
+  const uriOnly = decode(gcp, { ...failed, 'X-Client-Cert-URI-SANs': 'dXJuOng' })
   t.same(uriOnly?.san, { dns: [], email: [], uri: ['urn:x'], ip: [] }, 'unpadded SAN base64')
   t.equal(uriOnly?.spiffeId, null)
-  t.same(decode(gcp, { ...base }), { der: null, chain: [], verified: true, verifyError: null }, 'present and verified, nothing else configured')
+  t.throws(() => decode(gcp, { ...base }), CertificateParseError, 'verified without the leaf, nothing else: refused')
+  t.throws(() => decode(gcp, { ...base, 'X-Client-Cert-Hash': sha256(san.der).toString('base64'), 'X-Client-Cert-SPIFFE': 'spiffe://example.org/ns/prod/sa/api' }),
+    CertificateParseError, 'verified without the leaf, described: refused, never judged on the description')
 
   t.same(decode(gcp, { ...base, 'X-Client-Cert-Chain-Verified': 'false', 'X-Client-Cert-Error': 'client_cert_chain_invalid_eku', 'X-Client-Cert-Hash': 'G+SrKkjfs6Kom73j7sp+hY6/5kZ+UjPdBDEyiaOUk08' }),
     { der: null, chain: [], verified: false, verifyError: 'client_cert_chain_invalid_eku', fingerprint256: '1B:E4:AB:2A:48:DF:B3:A2:A8:9B:BD:E3:EE:CA:7E:85:8E:BF:E6:46:7E:52:33:DD:04:31:32:89:A3:94:93:4F' },
@@ -294,15 +317,15 @@ t.test('gcp: Google\'s mTLS custom headers', async (t) => {
     'chain-verified TRUE': { ...base, 'X-Client-Cert-Chain-Verified': 'TRUE' },
     'leaf not a byte sequence': { ...base, 'X-Client-Cert-Leaf': b64(alice.der) },
     'leaf not DER': { ...base, 'X-Client-Cert-Leaf': ':AAAA:' },
-    'chain without leaf': { ...base, 'X-Client-Cert-Chain': `:${b64(intermediate.der)}:` },
+    'chain without leaf': { ...failed, 'X-Client-Cert-Chain': `:${b64(intermediate.der)}:` },
     'chain member not DER': { ...base, 'X-Client-Cert-Leaf': leaf, 'X-Client-Cert-Chain': ':AAAA:' },
     'hash does not match leaf': { ...base, 'X-Client-Cert-Leaf': leaf, 'X-Client-Cert-Hash': sha256(san.der).toString('base64') },
-    'invalid SPIFFE ID': { ...base, 'X-Client-Cert-SPIFFE': 'spiffe://Example.org/x' },
-    'SAN not base64': { ...base, 'X-Client-Cert-DNSName-SANs': 'api.example.org' },
-    'SAN not UTF-8': { ...base, 'X-Client-Cert-URI-SANs': Buffer.from([0xff, 0xfe]).toString('base64') },
-    'serial not hex': { ...base, 'X-Client-Cert-Serial-Number': 'zz' },
-    'timestamp malformed': { ...base, 'X-Client-Cert-Valid-Not-Before': '2023-09-12 14:55:19' },
-    'timestamp offset invalid': { ...base, 'X-Client-Cert-Valid-Not-After': '2023-09-12T14:55:19+24:00' }
+    'invalid SPIFFE ID': { ...failed, 'X-Client-Cert-SPIFFE': 'spiffe://Example.org/x' },
+    'SAN not base64': { ...failed, 'X-Client-Cert-DNSName-SANs': 'api.example.org' },
+    'SAN not UTF-8': { ...failed, 'X-Client-Cert-URI-SANs': Buffer.from([0xff, 0xfe]).toString('base64') },
+    'serial not hex': { ...failed, 'X-Client-Cert-Serial-Number': 'zz' },
+    'timestamp malformed': { ...failed, 'X-Client-Cert-Valid-Not-Before': '2023-09-12 14:55:19' },
+    'timestamp offset invalid': { ...failed, 'X-Client-Cert-Valid-Not-After': '2023-09-12T14:55:19+24:00' }
   } as Record<string, Headers>)) t.throws(() => decode(gcp, headers), CertificateParseError, name)
 })
 
@@ -469,15 +492,25 @@ t.test('custom mapping: decoding', async (t) => {
     'bad chain': { 'x-ssl-client-escaped-cert': cert, 'x-ssl-client-chain': 'SPOOFED', 'x-ssl-client-verify': 'SUCCESS' }
   } as Record<string, Headers>)) t.throws(() => decode(nginxLike, headers), CertificateParseError, name)
 
-  const dnOnly = createCustomPreset({
-    cert: { name: 'x-cert', encoding: 'der-base64' },
+  const names = {
     subject: { name: 'x-s-dn', encoding: 'dn-legacy' },
     issuer: { name: 'x-i-dn', encoding: 'dn-rfc4514' },
     serial: { name: 'x-serial', encoding: 'decimal' },
     fingerprint: { name: 'x-fp' },
     verified: 'present'
-  })
-  t.same(decode(dnOnly, { 'x-cert': b64(alice.der), 'x-s-dn': 'ignored' }), { der: alice.der, chain: [], verified: true, verifyError: null }, 'the certificate wins')
+  } as const
+  const certAndNames = createCustomPreset({ cert: { name: 'x-cert', encoding: 'der-base64' }, ...names })
+  t.same(decode(certAndNames, { 'x-cert': b64(alice.der), 'x-s-dn': 'ignored' }), { der: alice.der, chain: [], verified: true, verifyError: null }, 'the certificate wins')
+  for (const [name, headers] of Object.entries({
+    'subject without the certificate': { 'x-s-dn': '/CN=x' },
+    'issuer and serial without the certificate': { 'x-i-dn': 'CN=x', 'x-serial': '15' },
+    'fingerprint without the certificate': { 'x-fp': sha256(alice.der).toString('hex') },
+    'names beside an empty certificate header': { 'x-cert': '', 'x-s-dn': '/CN=x' }
+  } as Record<string, Headers>)) t.throws(() => decode(certAndNames, headers), CertificateParseError, `a mapping with cert: ${name} is refused`)
+  t.equal(decode(certAndNames, { 'x-cert': '(null)', 'x-s-dn': '(null)' }), null, 'every header says none')
+
+  const dnOnly = createCustomPreset(names)
+  t.equal(decode(dnOnly, { 'x-s-dn': '(null)', 'x-serial': '' }), null, 'names-only mapping, every header says none')
   const described = decode(dnOnly, {
     'x-s-dn': '/C=US/O=Example Corp/CN=bob+UID=1234',
     'x-i-dn': 'CN=Example Intermediate CA,OU=Client Auth,O=Example Corp,C=US',

@@ -9,6 +9,19 @@ export function statusMissing (header: string): CertificateParseError {
   return new CertificateParseError(`certificate forwarded without its ${header} status header`)
 }
 
+/**
+ * For a preset or mapping that forwards the whole certificate: its certificate header did not arrive, yet
+ * `details` (headers describing the same certificate: names, serial, fingerprint, validity, chain) did. The
+ * proxy sends them together, so the certificate was lost on the way (Apache deletes the headers a client
+ * lists in `Connection`; a renamed header): refused rather than judged on names, which would skip what only
+ * the certificate allows (its exact identity, `proxy.ca`, the CRL check).
+ */
+export function refuseDetailsWithoutCertificate (certificateHeader: string, details: ReadonlyArray<string | undefined>): void {
+  if (details.some((value) => value !== undefined)) {
+    throw new CertificateParseError(`${certificateHeader} is missing beside headers that describe the certificate`)
+  }
+}
+
 export function forwarded (der: Buffer | null, chain: Buffer[], verified: boolean, verifyError: string | null): ForwardedCert {
   return { der, chain, verified, verifyError: verified ? null : verifyError }
 }

@@ -2,7 +2,7 @@ import { assertDerCertificate, checkFingerprint, decodeBase64, parseSfBinary, pa
 import { normalizeSerial } from '../../codecs/fingerprint.js'
 import { CertificateParseError } from '../../codecs/parse-error.js'
 import { isSpiffeId } from '../../codecs/spiffe.js'
-import { forwarded, parseTimestamp, statusMissing } from './common.js'
+import { forwarded, parseTimestamp, refuseDetailsWithoutCertificate, statusMissing } from './common.js'
 import type { ForwardedCert, HeaderRead, Preset } from './types.js'
 
 const PRESENT = 'x-client-cert-present'
@@ -44,12 +44,14 @@ function base64List (value: string, what: string): string[] {
  * X-Client-Cert-Valid-Not-After:{client_cert_valid_not_after}
  * X-Client-Cert-Leaf:{client_cert_leaf}                  X-Client-Cert-Chain:{client_cert_chain}
  * ```
- * `Present` must be configured: `true` is a certificate, `false` or empty none. Verified: `Chain-Verified` is
- * `true`; with `false` (mode `ALLOW_INVALID_OR_MISSING_CLIENT_CERT`) `Error` is the error. Google fills the
- * leaf (an RFC 9440 byte sequence) and chain (a list of them, leaf excluded) only for certificates that
- * passed validation; without them the hash (base64 SHA-256), serial, SPIFFE ID, URI and DNS SANs (each
- * base64) and validity (RFC 3339) describe the certificate. Google sends no email or IP SANs, and leaves
- * the SPIFFE ID out of the URI SANs; it is put back in first place.
+ * `Present` and `Leaf` must be configured: `true` is a certificate, `false` or empty none. Verified:
+ * `Chain-Verified` is `true`; with `false` (mode `ALLOW_INVALID_OR_MISSING_CLIENT_CERT`) `Error` is the error.
+ * Google fills the leaf (an RFC 9440 byte sequence) and chain (a list of them, leaf excluded) for every
+ * certificate that passed validation, so a verified one always comes whole and a verified one without its
+ * leaf is refused: a description cannot be checked against `crl` (Google sends no issuer) or `proxy.ca`.
+ * Certificates that failed validation come without it: the hash (base64 SHA-256), serial, SPIFFE ID, URI and
+ * DNS SANs (each base64) and validity (RFC 3339) describe them (never verified). Google sends no email or IP
+ * SANs, and leaves the SPIFFE ID out of the URI SANs; it is put back in first place.
  */
 export const gcp: Preset = Object.freeze({
   name: 'gcp',
@@ -79,6 +81,8 @@ export const gcp: Preset = Object.freeze({
     }
 
     const der = leaf === undefined ? null : assertDerCertificate(parseSfBinary(leaf, 'certificate'), 'certificate')
+    // `Present: true` describes the certificate too: beside a verified verdict, the leaf was lost or not configured.
+    if (der === null && chainVerified === 'true') refuseDetailsWithoutCertificate(LEAF, [present])
     if (der === null && chainValue !== undefined) throw new CertificateParseError('GCP chain without leaf')
     const chain = chainValue === undefined
       ? []
