@@ -4,8 +4,8 @@ import {
 import { ClientCertInvalidOptionError } from '../../errors.js'
 import { normalizeFingerprint256, normalizeSerial } from '../../codecs/fingerprint.js'
 import { CertificateParseError } from '../../codecs/parse-error.js'
-import { dnFromHeader, forwarded, statusMissing } from './common.js'
-import { decodeXfccValue } from './envoy.js'
+import { dnFromHeader, forwarded, refuseDetailsWithoutCertificate, statusMissing } from './common.js'
+import { decodeXfccValue, defaultXfcc, type NormalizedXfcc } from './envoy.js'
 import type { CustomHeaderMapping, ForwardedCert, HeaderRead, Preset } from './types.js'
 
 export type { CustomHeaderMapping } from './types.js'
@@ -121,12 +121,17 @@ function headerNames (m: NormalizedMapping): string[] {
 /**
  * A preset for a proxy without one, from `proxy.headers` (see `CustomHeaderMapping`). The mapping is checked
  * and copied here, at registration: a wrong or contradictory one throws `ClientCertInvalidOptionError`
- * naming the option. Decoding: the certificate header when it carries a value, else the subject header
- * with issuer, serial and fingerprint (an absent subject beside any of them is an empty name, as proxies
- * send it), else no certificate. Then the verdict as `verified` says.
+ * naming the option. Decoding: the certificate header when it carries a value; a mapping with `cert` never
+ * falls back to its name headers (arriving without the certificate they are refused: the certificate was
+ * lost on the way); a mapping without `cert` reads the subject header with issuer, serial and fingerprint
+ * (an absent subject beside any of them is an empty name, as proxies send it); else no certificate. Then the
+ * verdict as `verified` says. `xfcc` (`proxy.xfcc`) is only for a `cert` of encoding `xfcc`, which is read
+ * as the `envoy` preset reads its header.
  */
-export function createCustomPreset (mapping: CustomHeaderMapping): Preset {
+export function createCustomPreset (mapping: CustomHeaderMapping, xfcc?: NormalizedXfcc): Preset {
   const m = normalize(mapping)
+  if (xfcc !== undefined && m.cert?.encoding !== 'xfcc') fail('proxy.xfcc', 'applies to preset \'envoy\' or to proxy.headers.cert with encoding \'xfcc\'')
+  const xfccOptions = xfcc ?? defaultXfcc
   const headers = Object.freeze(headerNames(m))
 
   return Object.freeze({
@@ -146,14 +151,16 @@ export function createCustomPreset (mapping: CustomHeaderMapping): Preset {
       if (cert !== undefined) {
         const { encoding } = cert.field
         if (encoding === 'xfcc') {
-          result = decodeXfccValue(cert.value)
+          result = decodeXfccValue(cert.value, xfccOptions)
         } else {
           const der = decodeCertificate(cert.value, encoding)
           result = forwarded(der, chain === undefined ? [] : decodeCertificateList(chain.value, chain.field.encoding), true, null)
           if (fingerprint !== undefined) checkFingerprint(der, fingerprint.value, 'certificate fingerprint')
         }
-      } else if (m.subject !== undefined && (subject ?? issuer ?? serial ?? fingerprint) !== undefined) {
-        if (chain !== undefined) throw new CertificateParseError('certificate chain without the certificate')
+      } else if (m.cert !== undefined) {
+        refuseDetailsWithoutCertificate(m.cert.name, [chain, subject, issuer, serial, fingerprint].map((f) => f?.value))
+        return null
+      } else if ((subject ?? issuer ?? serial ?? fingerprint) !== undefined) {
         result = forwarded(null, [], true, null)
         // Proxies send an empty subject as no header (nginx), `(null)` (Apache) or '' (HAProxy).
         result.subjectRDNs = subject === undefined ? [] : dnFromHeader(subject.value, subject.field.encoding)
@@ -161,9 +168,6 @@ export function createCustomPreset (mapping: CustomHeaderMapping): Preset {
         if (serial !== undefined) result.serialNumber = normalizeSerial(serial.value, serial.field.encoding)
         if (fingerprint !== undefined) result.fingerprint256 = normalizeFingerprint256(fingerprint.value)
       } else {
-        if (chain !== undefined || fingerprint !== undefined) {
-          throw new CertificateParseError('certificate details without the certificate')
-        }
         return null
       }
 

@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto'
 import type { CertificateEncoding } from '../../codecs/cert-encodings.js'
 import type { RDN } from '../../codecs/dn.js'
 import type { SubjectAltNames } from '../../codecs/san.js'
@@ -18,6 +19,8 @@ export interface ForwardedCert {
   verified: boolean
   /** the proxy's own wording when not verified (`unable to verify the first certificate`, `10`, …); null when verified or when the proxy gives no verdict */
   verifyError: string | null
+  /** `der` parsed, when the preset had to read it already (Envoy checks the names beside it): not parsed twice */
+  certificate?: X509Certificate
   // Fields from DN-only or auxiliary headers, given only when `der` is null (else the caller derives them from `der`).
   // A field the headers do not carry is left out, except `spiffeId`, given whenever `san` is.
   subjectRDNs?: RDN[]
@@ -41,7 +44,7 @@ export interface Preset {
   decode (read: HeaderRead): ForwardedCert | null
 }
 
-/** A header holding the whole leaf certificate. `xfcc`: an Envoy `X-Forwarded-Client-Cert` header, whose last element is used. */
+/** A header holding the whole leaf certificate. `xfcc`: an Envoy `X-Forwarded-Client-Cert` header, read as `proxy.xfcc` says. */
 export interface CertHeaderMapping {
   /** header name, any case */
   name: string
@@ -51,8 +54,8 @@ export interface CertHeaderMapping {
    * - `pem-spaces`: PEM whose line breaks became spaces (Apache `%{SSL_CLIENT_CERT}s`)
    * - `der-base64`: base64 of the DER (HAProxy `%[ssl_c_der,base64]`, Caddy `certificate_der_base64`)
    * - `rfc9440`: RFC 9440 `:base64:` byte sequence
-   * - `xfcc`: Envoy XFCC; the element the nearest proxy appended (the last) gives `Cert`, `Chain`, `Hash`, and
-   *   without `Cert`, `Subject`, `URI`, `DNS`
+   * - `xfcc`: Envoy XFCC, read as for preset `envoy` (see `XfccOptions`): `Cert`/`Chain`, else `Subject`,
+   *   `URI`, `DNS`, `Hash`
    */
   encoding: CertificateEncoding | 'xfcc'
 }
@@ -113,9 +116,10 @@ export interface CustomHeaderMapping {
   /** further certificates (needs `cert`; not with `xfcc`) */
   chain?: ChainHeaderMapping
   /**
-   * the subject DN: the identity when `cert` is absent (or not configured). An absent subject beside issuer,
-   * serial or fingerprint is read as an empty subject: that is how nginx (no header), Apache (`(null)`) and
-   * HAProxy (`''`) forward a certificate whose subject is empty.
+   * the subject DN: the identity when `cert` is not configured. An absent subject beside issuer, serial or
+   * fingerprint is read as an empty subject: that is how nginx (no header), Apache (`(null)`) and HAProxy
+   * (`''`) forward a certificate whose subject is empty. With `cert` configured, the name headers are never
+   * the identity: arriving without the certificate, they are refused (400).
    */
   subject?: DNHeaderMapping
   /** the issuer DN, used with `subject` */
@@ -130,4 +134,26 @@ export interface CustomHeaderMapping {
    * - `'never'`: the proxy forwards certificates without verifying them: registration then requires `proxy.ca`
    */
   verified: VerifyHeaderMapping | 'present' | 'never'
+}
+
+/**
+ * How an Envoy `X-Forwarded-Client-Cert` header is read (`proxy.xfcc`, with preset `envoy` or a mapping whose
+ * `cert` encoding is `xfcc`). Envoy writes SAN values raw, so a certificate's own text can look like more
+ * elements or keys: the header is read only when its shape is exactly what this configuration produces.
+ */
+export interface XfccOptions {
+  /**
+   * How many Envoy proxies add an element between the client and the app, counted from the app outwards as
+   * `proxy-addr` counts trusted hops: the outermost (the one that terminates the client's TLS) with
+   * `forward_client_cert_details: SANITIZE_SET`, each nearer one with `APPEND_FORWARD`. The header must hold
+   * exactly this many elements (else 400); the user's is the first. Default 1.
+   */
+  hops?: number
+  /**
+   * `true`: that Envoy forwards the certificate (`set_current_client_cert_details: { cert: true }` or
+   * `chain: true`), and an element without `Cert` or `Chain` is refused (400) instead of being read by its
+   * names. Default `false`: `Cert` is used when present, else the names (see the README on what names alone
+   * cannot prove).
+   */
+  cert?: boolean
 }
