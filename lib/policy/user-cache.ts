@@ -4,11 +4,14 @@ import type { ClientCertIdentity } from '../identity.js'
 /**
  * Users resolved by `resolveUser`, keyed by what identifies the certificate (its SHA-256 fingerprint, else
  * issuer and serial), never by a connection. Concurrent requests for one certificate share one lookup;
- * failures and `null` are not kept, so an enrolment or a fixed database is seen on the next request.
+ * failures and refusals (any falsy result) are not kept, so an enrolment or a fixed database is seen on the
+ * next request.
  */
 export class UserCache<User = unknown> {
   readonly #users: LruMap<User> | null
   readonly #pending = new Map<string, Promise<User | null>>()
+  // Bumped by clear(): a lookup that started before a reload may answer its own request, never fill the cache.
+  #generation = 0
 
   constructor (max: number, ttl: number) {
     this.#users = max > 0 ? new LruMap<User>(max, ttl) : null
@@ -28,18 +31,28 @@ export class UserCache<User = unknown> {
     if (cached !== undefined) return cached
     let pending = this.#pending.get(key)
     if (pending === undefined) {
-      pending = load().then((user) => {
-        if (user !== null && user !== undefined) this.#users!.set(key, user)
+      const generation = this.#generation
+      const lookup: Promise<User | null> = load().then((user) => {
+        if (Boolean(user) && generation === this.#generation) this.#users!.set(key, user as User)
         return user
       }).finally(() => {
-        this.#pending.delete(key)
+        if (this.#pending.get(key) === lookup) this.#pending.delete(key)
       })
-      this.#pending.set(key, pending)
+      pending = lookup
+      this.#pending.set(key, lookup)
     }
     return pending
   }
 
+  /** Entries held now. */
+  get size (): number {
+    return this.#users?.size ?? 0
+  }
+
+  /** Forgets every user, and every lookup still in flight: requests after this one look up afresh. */
   clear (): void {
+    this.#generation++
+    this.#pending.clear()
     this.#users?.clear()
   }
 }
