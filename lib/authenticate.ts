@@ -13,7 +13,7 @@ import { composeIdentity, type ClientCertIdentity } from './identity.js'
 import type { RoutePolicy, Settings } from './options.js'
 import { CertificateParseError } from './codecs/parse-error.js'
 import type { ProxySource, DecodedForward, PeerConnection } from './sources/proxy.js'
-import { connectionOf, readPeer, samePeer, type TlsPeer } from './sources/tls.js'
+import { connectionOf, peerFields, peerIssuer, readPeer, samePeer, unreadIdentity, type TlsPeer } from './sources/tls.js'
 import type { UserCache } from './policy/user-cache.js'
 import { judge } from './policy/verdict.js'
 import type { ClientCertUser } from './plugin.js'
@@ -31,6 +31,8 @@ interface Verdict {
   generation: number
   recheckAt: number
   identity: ClientCertIdentity | null
+  /** Direct TLS: an identity whose names were left unread, good only for a route that requires a verified one. */
+  unread?: boolean
 }
 
 interface PeerEntry {
@@ -50,7 +52,7 @@ export interface State {
   tokens: Map<string, ClientCertIdentity | null> | null
 }
 
-function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdentity | null {
+function tlsIdentity (state: State, raw: unknown, now: number, required: boolean): ClientCertIdentity | null {
   const connection = connectionOf(raw)
   if (connection === null) return null
   const holder = connection.holder as Holder
@@ -60,16 +62,24 @@ function tlsIdentity (state: State, raw: unknown, now: number): ClientCertIdenti
     holder[kPeer] = entry
   }
   const memo = entry[kVerdict]
-  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt) return memo.identity
+  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt && (required || memo.unread !== true)) return memo.identity
   const peer = entry.peer
   let identity: ClientCertIdentity | null = null
   let recheckAt = Infinity
-  if (peer.fields !== null) {
-    const verdict = judge(state, peer.fields, peer.authorized, peer.authorizationError, peer.issuer, null, now)
-    recheckAt = verdict.recheckAt
-    identity = composeIdentity(peer.fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
+  let unread = false
+  if (peer.certificate !== null) {
+    if (!peer.authorized && required) {
+      // TLS refused the certificate and the route answers 401 whatever its names say: they stay unparsed.
+      identity = unreadIdentity(peer)
+      unread = true
+    } else {
+      const fields = peerFields(peer)
+      const verdict = judge(state, fields, peer.authorized, peer.authorizationError, peer.authorized ? peerIssuer(peer) : null, null, now)
+      recheckAt = verdict.recheckAt
+      identity = composeIdentity(fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
+    }
   }
-  entry[kVerdict] = { state, generation: state.generation, recheckAt, identity }
+  entry[kVerdict] = { state, generation: state.generation, recheckAt, identity, unread }
   return identity
 }
 
@@ -87,8 +97,11 @@ function proxyIdentity (state: State, decoded: DecodedForward & { [kVerdict]?: V
   return identity
 }
 
-/** The request's identity by the configured mode; throws 400 errors for spoofed or malformed headers. */
-export function identify (state: State, request: FastifyRequest): ClientCertIdentity | null {
+/**
+ * The request's identity by the configured mode; throws 400 errors for spoofed or malformed headers.
+ * `required`: the route refuses an unverified certificate, so a direct TLS one TLS refused is not parsed.
+ */
+export function identify (state: State, request: FastifyRequest, required: boolean): ClientCertIdentity | null {
   const now = Date.now()
   const raw = request.raw
   if (state.tokens !== null) {
@@ -96,16 +109,17 @@ export function identify (state: State, request: FastifyRequest): ClientCertIden
     if (token !== undefined) return injectedIdentity(state, token)
   }
   const proxy = state.proxy
-  if (proxy === null) return tlsIdentity(state, raw, now)
+  if (proxy === null) return tlsIdentity(state, raw, now, required)
   const connection = raw as unknown as PeerConnection
   const lookup = proxy.lookup(raw.rawHeaders, connection)
-  // The shared secret has done its work; the route's code (and its logs) never see it.
-  const secret = state.settings.proxy!.secret
-  if (secret !== null) delete request.headers[secret.header]
-  if (lookup.kind === 'forwarded') return proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
+  if (lookup.kind === 'forwarded') {
+    const identity = proxyIdentity(state, lookup.decoded, state.settings.proxy!.preset.name, now)
+    proxy.settle(lookup, identity !== null && identity.verified)
+    return identity
+  }
   // 'auto': a proxy's own connection has no user certificate, even when the proxy presented one itself.
   if (state.settings.mode === 'proxy' || proxy.isTrusted(connection)) return null
-  return tlsIdentity(state, raw, now)
+  return tlsIdentity(state, raw, now, required)
 }
 
 function injectedIdentity (state: State, token: string | string[]): ClientCertIdentity | null {
@@ -158,7 +172,9 @@ export function decide (state: State, policy: RoutePolicy, identity: ClientCertI
     return new ClientCertMissingError()
   }
   if (!identity.verified) {
-    request.log.info({ clientCert: describe(identity), verifyError: identity.verifyError }, 'client certificate not verified')
+    // An unverified certificate's names are the client's own words (and, over TLS, left unparsed): log what finds it.
+    const refused = { serialNumber: identity.serialNumber, fingerprint256: identity.fingerprint256, source: identity.source }
+    request.log.info({ clientCert: refused, verifyError: identity.verifyError }, 'client certificate not verified')
     return policy.required ? new ClientCertInvalidError() : null
   }
   if (policy.allow !== null && !policy.allow(identity)) {
@@ -196,7 +212,8 @@ async function runHooks (state: State, identity: ClientCertIdentity, request: Fa
       request.log.error({ err: error, clientCert: describe(identity) }, 'resolveUser threw: request refused')
       return new ClientCertInternalError()
     }
-    if (user === null || user === undefined) {
+    // Any falsy result refuses, as null does: `false`, `0` or `''` must never pass for a user.
+    if (!user) {
       request.log.info({ clientCert: describe(identity) }, 'client certificate refused: resolveUser found no user')
       return new ClientCertForbiddenError()
     }
@@ -210,7 +227,7 @@ export function onRequestHook (state: State, policy: RoutePolicy) {
   return function clientCertOnRequest (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
     let identity: ClientCertIdentity | null
     try {
-      identity = identify(state, request)
+      identity = identify(state, request, policy.required)
     } catch (error) {
       done(refusal(request, error))
       return

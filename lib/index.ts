@@ -4,6 +4,7 @@ export { fastifyClientCert }
 export default fastifyClientCert
 
 export type {
+  ClientCertCacheStats,
   ClientCertDecorator,
   ClientCertUser,
   FastifyClientCertUser,
@@ -11,16 +12,19 @@ export type {
 } from './plugin.js'
 export type {
   AuthorizeHook,
+  CacheBounds,
   CacheOptions,
+  CertificateCacheBounds,
   ClientCertMode,
   ClientCertRouteOptions,
   FastifyClientCertOptions,
   PemOrDerInput,
   ProxyOptions,
+  ResolvedUser,
   ResolveUserHook
 } from './options.js'
 export type { AllowRules, NameRule } from './policy/allow.js'
-export type { CustomHeaderMapping } from './sources/presets/types.js'
+export type { CustomHeaderMapping, XfccOptions } from './sources/presets/types.js'
 export type { ClientCertIdentity, IdentityOptions, IdentitySource } from './identity.js'
 export type { DNAttribute, RDN } from './codecs/dn.js'
 export type { SubjectAltNames } from './codecs/san.js'

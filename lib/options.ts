@@ -1,12 +1,12 @@
 import proxyAddr from '@fastify/proxy-addr'
 import { createHash, X509Certificate } from 'node:crypto'
 import { compileAllow, type AllowPredicate, type AllowRules } from './policy/allow.js'
-import { RevocationList } from './revocation/crl.js'
 import { ClientCertInvalidOptionError } from './errors.js'
 import type { ClientCertIdentity } from './identity.js'
 import { createCustomPreset } from './sources/presets/custom.js'
+import { createEnvoyPreset, type NormalizedXfcc } from './sources/presets/envoy.js'
 import { getPreset, presetNames } from './sources/presets/index.js'
-import type { CustomHeaderMapping, Preset } from './sources/presets/types.js'
+import type { CustomHeaderMapping, Preset, XfccOptions } from './sources/presets/types.js'
 import type { FastifyRequest } from 'fastify'
 
 export type ClientCertMode = 'tls' | 'proxy' | 'auto'
@@ -31,17 +31,37 @@ export interface ProxyOptions {
   ca?: PemOrDerInput
   /** Longer certificate headers are refused (400) before any decoding. Default 16384. */
   maxHeaderBytes?: number
+  /** How to read Envoy's `X-Forwarded-Client-Cert` (preset `envoy`, or a mapping with cert encoding `xfcc`). */
+  xfcc?: XfccOptions
 }
 
-export interface CacheOptions {
-  /** Entries per cache (parsed forwarded certificates, resolved users). 0 disables the cache. Default 10 000. */
+export interface CacheBounds {
+  /** Entries. 0 disables the cache. */
   max?: number
-  /** Milliseconds an entry lives. Default 300 000. */
+  /** Milliseconds an entry lives; 0: until evicted. */
   ttl?: number
 }
 
+export interface CertificateCacheBounds extends CacheBounds {
+  /** Approximate bytes the cache may hold (header values, decoded certificates). Default 64 MiB. */
+  maxBytes?: number
+}
+
+export interface CacheOptions {
+  /** Entries of each cache, unless `users` or `certificates` says otherwise. 0 disables it. Default 10 000. */
+  max?: number
+  /** Milliseconds an entry of each cache lives, unless `users` or `certificates` says otherwise. Default 300 000. */
+  ttl?: number
+  /** Users found by `resolveUser`, by certificate. */
+  users?: CacheBounds
+  /** Forwarded certificates that verified, by header value (proxy modes). */
+  certificates?: CertificateCacheBounds
+}
+
 export type AuthorizeHook = (identity: ClientCertIdentity, request: FastifyRequest) => boolean | Promise<boolean>
-export type ResolveUserHook<User = unknown> = (identity: ClientCertIdentity, request: FastifyRequest) => User | null | Promise<User | null>
+/** What `resolveUser` may return: a user, or any falsy value (`null`, `undefined`, `false`, `0`, `''`) to refuse (403). */
+export type ResolvedUser<User> = User | null | undefined | false | 0 | ''
+export type ResolveUserHook<User = unknown> = (identity: ClientCertIdentity, request: FastifyRequest) => ResolvedUser<User> | Promise<ResolvedUser<User>>
 
 export interface FastifyClientCertOptions {
   /** `'tls'` (default): Fastify terminates TLS; `'proxy'`: a trusted proxy forwards the certificate; `'auto'`: both. */
@@ -56,9 +76,9 @@ export interface FastifyClientCertOptions {
   allow?: AllowRules
   /** Runs after `allow` for verified certificates; only a returned `true` admits. */
   authorize?: AuthorizeHook
-  /** Maps a verified identity to the application's user (`request.user`); `null` refuses (403). */
+  /** Maps a verified identity to the application's user (`request.user`); `null` or any falsy value refuses (403). */
   resolveUser?: ResolveUserHook
-  /** Bounds of each cache. */
+  /** Bounds of the user cache and of the forwarded-certificate cache. */
   cache?: CacheOptions
   /**
    * Enables `fastify.clientCert.injectAs()` so tests can `inject()` routes as a given certificate.
@@ -89,13 +109,18 @@ export interface Settings {
   required: boolean
   proxy: NormalizedProxy | null
   proxyCa: X509Certificate[] | null
-  crl: RevocationList | null
+  /** The `crl` input, its type checked; read in the plugin's register, in slices when large. */
+  crl: ReadonlyArray<string | Buffer> | null
   allow: AllowPredicate | null
   authorize: AuthorizeHook | null
   resolveUser: ResolveUserHook | null
-  cacheMax: number
-  cacheTtl: number
+  cache: CacheSettings
   testing: boolean
+}
+
+export interface CacheSettings {
+  users: { max: number, ttl: number }
+  certificates: { max: number, ttl: number, maxBytes: number }
 }
 
 export interface RoutePolicy {
@@ -104,8 +129,11 @@ export interface RoutePolicy {
 }
 
 const topLevelKeys = new Set(['mode', 'required', 'proxy', 'crl', 'allow', 'authorize', 'resolveUser', 'cache', 'testing'])
-const proxyKeys = new Set(['preset', 'headers', 'trust', 'secret', 'ca', 'maxHeaderBytes'])
-const cacheKeys = new Set(['max', 'ttl'])
+const proxyKeys = new Set(['preset', 'headers', 'trust', 'secret', 'ca', 'maxHeaderBytes', 'xfcc'])
+const xfccKeys = new Set(['hops', 'cert'])
+const cacheKeys = new Set(['max', 'ttl', 'users', 'certificates'])
+const userCacheKeys = new Set(['max', 'ttl'])
+const certificateCacheKeys = new Set(['max', 'ttl', 'maxBytes'])
 const routeKeys = new Set(['required', 'allow'])
 const modes = new Set(['tls', 'proxy', 'auto'])
 // RFC 9110 token characters: what a header name may hold.
@@ -222,6 +250,15 @@ export function digestSecret (secret: string): Buffer {
   return createHash('sha256').update(secret, 'latin1').digest()
 }
 
+function normalizeXfcc (value: unknown): NormalizedXfcc | undefined {
+  if (value === undefined) return undefined
+  if (!isPlainObject(value)) fail('proxy.xfcc', 'must be { hops, cert }')
+  checkKeys(value, xfccKeys, 'proxy.xfcc.')
+  const hops = value.hops ?? 1
+  if (typeof hops !== 'number' || !Number.isSafeInteger(hops) || hops < 1) fail('proxy.xfcc.hops', 'must be a positive integer: the number of Envoys that add an element')
+  return Object.freeze({ hops, cert: optionalBoolean(value.cert, 'proxy.xfcc.cert', false) })
+}
+
 function normalizeProxy (value: unknown, mode: ClientCertMode): NormalizedProxy | null {
   if (value === undefined) {
     if (mode === 'tls') return null
@@ -235,9 +272,11 @@ function normalizeProxy (value: unknown, mode: ClientCertMode): NormalizedProxy 
   if (value.preset !== undefined) {
     const found = typeof value.preset === 'string' ? getPreset(value.preset) : undefined
     if (found === undefined) fail('proxy.preset', `must be one of ${presetNames.join(', ')}`)
-    preset = found
+    const xfcc = normalizeXfcc(value.xfcc)
+    if (xfcc !== undefined && found.name !== 'envoy') fail('proxy.xfcc', 'applies to preset \'envoy\' or to proxy.headers.cert with encoding \'xfcc\'')
+    preset = xfcc === undefined ? found : createEnvoyPreset(xfcc)
   } else if (value.headers !== undefined) {
-    preset = createCustomPreset(value.headers as CustomHeaderMapping)
+    preset = createCustomPreset(value.headers as CustomHeaderMapping, normalizeXfcc(value.xfcc))
   } else {
     fail('proxy', 'needs a preset or a headers mapping')
   }
@@ -268,14 +307,6 @@ export function normalizeOptions (options: unknown): Settings {
   if (proxy !== null && !proxy.preset.proxyVerifies && proxyCa === null) {
     fail('proxy.ca', `is required with preset '${proxy.preset.name}': that proxy forwards certificates it has not verified`)
   }
-  let cacheMax = 10_000
-  let cacheTtl = 300_000
-  if (options.cache !== undefined) {
-    if (!isPlainObject(options.cache)) fail('cache', 'must be { max, ttl }')
-    checkKeys(options.cache, cacheKeys, 'cache.')
-    cacheMax = nonNegativeInteger(options.cache.max, 'cache.max', cacheMax)
-    cacheTtl = nonNegativeInteger(options.cache.ttl, 'cache.ttl', cacheTtl)
-  }
   const testing = optionalBoolean(options.testing, 'testing', false)
   if (testing && process.env.NODE_ENV === 'production') {
     fail('testing', 'cannot be enabled when NODE_ENV is production')
@@ -285,13 +316,39 @@ export function normalizeOptions (options: unknown): Settings {
     required: optionalBoolean(options.required, 'required', true),
     proxy,
     proxyCa,
-    crl: options.crl === undefined ? null : RevocationList.from(pemOrDerList(options.crl, 'crl'), 'crl'),
+    crl: options.crl === undefined ? null : pemOrDerList(options.crl, 'crl'),
     allow: options.allow === undefined ? null : compileAllow(options.allow as AllowRules, 'allow'),
     authorize: optionalFunction<AuthorizeHook>(options.authorize, 'authorize'),
     resolveUser: optionalFunction<ResolveUserHook>(options.resolveUser, 'resolveUser'),
-    cacheMax,
-    cacheTtl,
+    cache: normalizeCache(options.cache),
     testing
+  }
+}
+
+function cacheObject (value: unknown, option: string, keys: ReadonlySet<string>, shape: string): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (!isPlainObject(value)) fail(option, `must be ${shape}`)
+  checkKeys(value, keys, option + '.')
+  return value
+}
+
+function normalizeCache (value: unknown): CacheSettings {
+  // The top-level max and ttl bound both caches, as they always have; users and certificates refine each.
+  const cache = cacheObject(value, 'cache', cacheKeys, '{ max, ttl, users, certificates }')
+  const max = nonNegativeInteger(cache.max, 'cache.max', 10_000)
+  const ttl = nonNegativeInteger(cache.ttl, 'cache.ttl', 300_000)
+  const users = cacheObject(cache.users, 'cache.users', userCacheKeys, '{ max, ttl }')
+  const certificates = cacheObject(cache.certificates, 'cache.certificates', certificateCacheKeys, '{ max, ttl, maxBytes }')
+  return {
+    users: {
+      max: nonNegativeInteger(users.max, 'cache.users.max', max),
+      ttl: nonNegativeInteger(users.ttl, 'cache.users.ttl', ttl)
+    },
+    certificates: {
+      max: nonNegativeInteger(certificates.max, 'cache.certificates.max', max),
+      ttl: nonNegativeInteger(certificates.ttl, 'cache.certificates.ttl', ttl),
+      maxBytes: nonNegativeInteger(certificates.maxBytes, 'cache.certificates.maxBytes', 64 * 1024 * 1024)
+    }
   }
 }
 

@@ -127,3 +127,31 @@ t.test('rejectUnauthorized: true with optional routes logs a warning; mode auto 
   await auto.close()
   t.match(autoLines.join(''), /mode 'auto' on a TLS server without https\.requestCert/)
 })
+
+t.test('proxy.xfcc is checked at registration, naming the option', async (t) => {
+  const envoy = { preset: 'envoy', trust: '127.0.0.1' }
+  const xfccMapping = { cert: { name: 'x-forwarded-client-cert', encoding: 'xfcc' }, verified: 'present' }
+  const cases: Array<[unknown, RegExp]> = [
+    [{ ...envoy, xfcc: 2 }, /option proxy\.xfcc: must be \{ hops, cert \}/],
+    [{ ...envoy, xfcc: { hop: 2 } }, /option proxy\.xfcc\.hop: is not an option/],
+    [{ ...envoy, xfcc: { hops: 0 } }, /option proxy\.xfcc\.hops: must be a positive integer/],
+    [{ ...envoy, xfcc: { hops: 1.5 } }, /option proxy\.xfcc\.hops: must be a positive integer/],
+    [{ ...envoy, xfcc: { hops: '2' } }, /option proxy\.xfcc\.hops: must be a positive integer/],
+    [{ ...envoy, xfcc: { cert: 'yes' } }, /option proxy\.xfcc\.cert: must be a boolean/],
+    [{ preset: 'nginx', trust: '127.0.0.1', xfcc: { hops: 2 } }, /option proxy\.xfcc: applies to preset 'envoy' or to proxy\.headers\.cert with encoding 'xfcc'/],
+    [{ headers: { cert: { name: 'x-cert', encoding: 'pem' }, verified: 'present' }, trust: '127.0.0.1', xfcc: {} }, /option proxy\.xfcc: applies to preset 'envoy'/],
+    [{ headers: xfccMapping, trust: '127.0.0.1', xfcc: { hops: -1 } }, /option proxy\.xfcc\.hops/]
+  ]
+  for (const [proxy, message] of cases) {
+    const error = await registrationError(Fastify(), { mode: 'proxy', proxy })
+    t.ok(error instanceof ClientCertInvalidOptionError, JSON.stringify(proxy))
+    t.match(error.message, message, JSON.stringify(proxy))
+  }
+  for (const proxy of [{ ...envoy, xfcc: { hops: 2, cert: true } }, { ...envoy, xfcc: {} }, { headers: xfccMapping, trust: '127.0.0.1', xfcc: { cert: true } }]) {
+    const app = Fastify()
+    await app.register(fastifyClientCert, { mode: 'proxy', proxy } as never)
+    await app.ready()
+    await app.close()
+    t.pass(JSON.stringify(proxy))
+  }
+})

@@ -25,10 +25,19 @@ test('options are typed', () => {
     resolveUser: async (identity) => ({ id: identity.fingerprint256 }),
     cache: { max: 100, ttl: 1000 }
   })
+  app.register(fastifyClientCert, {
+    resolveUser: async (identity) => identity.commonName === null ? false : { name: identity.commonName },
+    cache: { ttl: 1000, users: { max: 0 }, certificates: { max: 500, maxBytes: 1 << 24 } }
+  })
+  expect({ cache: { certificates: { size: 1 } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ cache: { users: { maxBytes: 1 } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
   expect({ mode: 'auto', proxy: { preset: 'nginx', trust: '127.0.0.1' } } as const).type.toBeAssignableTo<FastifyClientCertOptions>()
   expect({ mode: 'mtls' } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
   expect({ proxy: { preset: 'nginx' } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
   expect({ required: 'yes' } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ mode: 'proxy', proxy: { preset: 'envoy', trust: '127.0.0.1', xfcc: { hops: 2, cert: true } } } as const).type.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ mode: 'proxy', proxy: { preset: 'envoy', trust: '127.0.0.1', xfcc: { hops: '2' } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ mode: 'proxy', proxy: { preset: 'envoy', trust: '127.0.0.1', xfcc: { last: true } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
 })
 
 test('request.clientCert and route config are typed', () => {
@@ -49,6 +58,7 @@ test('the decorator and the verifier hook', () => {
   const app = Fastify()
   expect(app.clientCert.reload).type.toBeCallableWith({ crl: '-----BEGIN X509 CRL-----' })
   expect(app.clientCert.reload).type.toBeCallableWith({ ca: null })
+  expect(app.clientCert.stats()).type.toBe<{ users: { entries: number }, certificates: { entries: number, bytes: number } }>()
   const hook = app.clientCert.verify({ allow: { dns: ['api.example.org'] } })
   expect(hook).type.toBeAssignableTo<(request: FastifyRequest, reply: FastifyReply) => Promise<void>>()
 })

@@ -93,12 +93,13 @@ export function microTasks ({ client, many, ca }) {
   const nginx = getPreset('nginx')
   const settings = normalizeOptions({ mode: 'proxy', proxy: { preset: 'nginx', trust: ['127.0.0.1'] } })
   // One proxy connection, as on a keep-alive upstream: its trust is judged once.
-  const peer = { socket: { remoteAddress: '127.0.0.1', destroyed: false } }
-  const cached = new ProxySource(settings.proxy, 10_000, 300_000)
-  const uncached = new ProxySource(settings.proxy, 0, 300_000)
+  const peer = { socket: { remoteAddress: '127.0.0.1' } }
+  const cached = new ProxySource(settings.proxy, settings.cache.certificates, null)
+  const uncached = new ProxySource(settings.proxy, { ...settings.cache.certificates, max: 0 }, null)
   // The plugin reads Node's rawHeaders: a fresh array each request, names as the proxy spelled them.
   const raw = rawHeaders(headers.nginx)
-  cached.lookup(raw, peer)
+  // Only a certificate that verified is kept: the plugin settles each lookup after its verdict.
+  cached.settle(cached.lookup(raw, peer), true)
   const manyRaw = many.map((c) => rawHeaders(presetHeaders(c, ca).nginx))
   let m = 0
   const nextMany = () => { m = m + 1 === manyRaw.length ? 0 : m + 1; return manyRaw[m] }

@@ -24,14 +24,18 @@ const crlRecheckMs = 60_000
 
 /**
  * The final verdict on a certificate: the source's own (TLS `authorized`, the proxy's status), then expiry,
- * then, for forwarded certificates (`chain` not null), the `proxy.ca` check, then the CRL of its issuer.
+ * then, for forwarded certificates (`chain` not null), the `proxy.ca` check, then the CRL of its issuer:
+ * by the whole certificate when known, else by the issuer name and serial a proxy forwarded. A CRL's
+ * signature is checked against the trust the list was loaded with (`proxy.ca`, the server's `ca`), never
+ * against a certificate the client sent: `_issuer` (the TLS peer's issuer, from the client's chain) is not
+ * used for it.
  */
 export function judge (
   lists: TrustLists,
   fields: CertificateFields,
   verified: boolean,
   verifyError: string | null,
-  issuer: X509Certificate | null,
+  _issuer: X509Certificate | null,
   chain: readonly X509Certificate[] | null,
   now: number
 ): Judged {
@@ -45,19 +49,14 @@ export function judge (
     const error = certificate === null ? 'CERTIFICATE_NOT_FORWARDED' : verifyChain(certificate, chain, lists.proxyCa, now)
     if (error !== null) return { verified: false, verifyError: error, recheckAt }
   }
-  if (lists.crl !== null && certificate !== null) {
+  if (lists.crl !== null) {
     recheckAt = Math.min(recheckAt, now + crlRecheckMs)
-    const issuerCertificate = issuer ?? findIssuer(certificate, chain, lists.proxyCa)
-    const check = lists.crl.check(certificate, issuerCertificate, now)
+    // Names alone (a proxy that forwards subject, issuer and serial): the same CRLs, by issuer name and serial,
+    // failing closed when they cannot tell. Judging names without the CRL would let a downgrade skip it.
+    const check = certificate !== null
+      ? lists.crl.check(certificate, null, now)
+      : lists.crl.checkNames(fields.issuerRDNs, fields.serialNumber, now)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }
   return { verified: true, verifyError: null, recheckAt }
-}
-
-function findIssuer (certificate: X509Certificate, chain: readonly X509Certificate[] | null, anchors: readonly X509Certificate[] | null): X509Certificate | null {
-  for (const list of [chain, anchors]) {
-    const found = list?.find((candidate) => certificate.checkIssued(candidate))
-    if (found !== undefined) return found
-  }
-  return null
 }

@@ -1,5 +1,6 @@
 // Stage 2b, revocation: certificate revocation lists loaded by the operator and checked per issuer.
-import { constants, verify, type KeyObject, type X509Certificate } from 'node:crypto'
+import { X509Certificate, constants, createVerify, verify, type KeyObject } from 'node:crypto'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { ClientCertInvalidOptionError } from '../errors.js'
 import { CertificateParseError } from '../codecs/parse-error.js'
 import {
@@ -16,12 +17,13 @@ import {
   OID,
   SEQUENCE,
   SET,
-  Tlv,
+  type Tlv,
   UTC_TIME,
   decodeString,
   fail,
   readTime,
-  serialHex
+  serialHex,
+  skipTime
 } from '../codecs/der.js'
 
 /**
@@ -32,19 +34,30 @@ import {
  * Semantics, decided here and documented in the README:
  * - CRLs are opt-in per issuer: a certificate whose issuer has no loaded CRL is not checked.
  * - Issuer names are compared as OpenSSL does (`X509_NAME_cmp`): the attribute types, then string
- *   values with case folded (ASCII), surrounding whitespace trimmed and inner runs collapsed, so a
- *   CRL applies to exactly the certificates OpenSSL's own CRL check would apply it to.
+ *   values of the canonical string types with case folded (ASCII), surrounding whitespace trimmed and
+ *   inner runs collapsed, other values byte for byte, so a CRL applies to exactly the certificates
+ *   OpenSSL's own CRL check would apply it to.
+ * - A certificate known by names alone (a proxy that forwards subject, issuer and serial but not the
+ *   certificate) is checked by issuer name and serial. Its issuer's string types are unknown, so the name
+ *   is matched as text (`checkNames`): the CRL of the real issuer is always found, and a name that two
+ *   loaded issuers could bear fails closed. No issuer, or no serial while its issuer has a CRL: fails
+ *   closed (`UNABLE_TO_GET_CRL`).
  * - Several CRLs may share an issuer (an overlap after rotation, a key rollover): a certificate listed
  *   in any of them is revoked; the issuer's lists count as expired only when every one has expired.
  * - A listed certificate is `CERT_REVOKED` even when its CRL has expired: revocation is permanent.
  * - `thisUpdate` in the future is not an error: clock skew right after a reload must not lock
  *   everybody out, and the list's content is no less true. A CRL without `nextUpdate` never expires.
- * - With the issuer's certificate, only CRLs whose signature verifies with its key are used; when
- *   none does, `CRL_SIGNATURE_FAILURE`. Without it (proxy mode without `proxy.ca`), the CRLs are
- *   trusted as configured: they come from the operator's files, the same trust as `ca`.
+ * - Signatures are checked against configured trust (`proxy.ca`, the server's `ca`), never against a
+ *   certificate the client sent: a CRL counts when a trusted certificate bearing its issuer's name signed
+ *   it; when none of an issuer's CRLs does, `CRL_SIGNATURE_FAILURE`. When no trusted certificate bears the
+ *   name (an intermediate CA only the client's chain carries, proxy mode without `proxy.ca`), the CRL is
+ *   trusted as configured: it comes from the operator's files, the same trust as `ca`. That is also
+ *   all a names-only identity can have: without the issuer's certificate there is no key to check with.
  * - CRLs whose scope this reader cannot honour are refused at load, never half-applied: delta CRLs,
  *   indirect CRLs (an entry's certificate issuer), issuing distribution points limited to CA or
  *   attribute certificates or to some reasons, and any other critical extension.
+ * - Loading never stalls the event loop: `load` parses in slices of about 5 ms and hashes signed content a
+ *   megabyte per step; serials are indexed in typed arrays over the CRL's own bytes, not one object each.
  */
 
 export type RevocationError = 'CERT_REVOKED' | 'CRL_HAS_EXPIRED' | 'UNABLE_TO_GET_CRL' | 'CRL_SIGNATURE_FAILURE'
@@ -101,32 +114,90 @@ const HASHES = new Map<string, string>([
 const ASCII_UPPER = /[A-Z]/g
 const SPACES = /[\t\n\v\f\r ]+/g
 
+// The string types X509_NAME_cmp compares as canonical text (OpenSSL's ASN1_MASK_CANON): UTF8String,
+// PrintableString, T61String, IA5String, VisibleString, UniversalString, BMPString. Any other value is
+// compared as its DER, type and all, NumericString and GeneralString too, which OpenSSL prints (and a
+// proxy forwards) as text all the same.
+const CANONICAL_TAGS = new Set([0x0c, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e])
+
+function canonicalText (text: string): string {
+  return text.replace(SPACES, ' ').replace(/^ | $/g, '').replace(ASCII_UPPER, (ch) => ch.toLowerCase())
+}
+
+interface NameKeys {
+  /** Equal for two names exactly when OpenSSL's X509_NAME_cmp finds them equal. */
+  readonly exact: string
+  /**
+   * Equal whenever `exact` is, and also when the names differ only in the string types a forwarded DN
+   * string cannot show (NumericString or GeneralString against another text type): what a name read
+   * from a header can be matched on.
+   */
+  readonly loose: string
+}
+
 /**
- * A Name as a string key that is equal for two names exactly when OpenSSL's X509_NAME_cmp finds them
- * equal: its canonical encoding folds ASCII case and whitespace in string values, keeps other values
- * as their DER, and keeps multi-valued RDNs together, sorted.
+ * A Name as string keys. The exact key mirrors OpenSSL's canonical encoding: ASCII case and whitespace
+ * folded in string values of the canonical types, other values kept as their DER, multi-valued RDNs kept
+ * together and sorted.
  */
-function nameKey (c: Cursor, name: Tlv): string {
-  const rdns: string[][] = []
+function nameKeys (c: Cursor, name: Tlv): NameKeys {
+  const exact: string[][] = []
+  const loose: string[][] = []
   const seq = c.into(name)
   while (!seq.done) {
     const set = seq.into(seq.read(SET, 'a name component'))
-    const avas: string[] = []
+    const exactAvas: string[] = []
+    const looseAvas: string[] = []
     while (!set.done) {
       const ava = set.into(set.read(SEQUENCE, 'a name attribute'))
       const type = ava.hex(ava.read(OID, 'a name attribute type'))
       const valueTlv = ava.any('a name attribute value')
       ava.finish('a name attribute')
-      const text = decodeString(ava.buf, valueTlv)
-      const value = text === null
-        ? 'x' + ava.buf.toString('hex', valueTlv.start, valueTlv.end)
-        : 's' + text.replace(SPACES, ' ').replace(/^ | $/g, '').replace(ASCII_UPPER, (ch) => ch.toLowerCase())
-      avas.push(type + ':' + value)
+      const der = 'x' + ava.buf.toString('hex', valueTlv.start, valueTlv.end)
+      // The types OpenSSL prints as text decode; malformed text (bad UTF-8, an odd BMPString) throws:
+      // OpenSSL refuses to compare such names too.
+      const decoded = decodeString(ava.buf, valueTlv)
+      const text = decoded === null ? der : 's' + canonicalText(decoded)
+      exactAvas.push(type + ':' + (CANONICAL_TAGS.has(valueTlv.tag) ? text : der))
+      looseAvas.push(type + ':' + text)
     }
-    if (avas.length === 0) fail('a name component is empty')
-    rdns.push(avas.sort())
+    if (exactAvas.length === 0) fail('a name component is empty')
+    exact.push(exactAvas.sort())
+    loose.push(looseAvas.sort())
   }
-  return JSON.stringify(rdns)
+  return { exact: JSON.stringify(exact), loose: JSON.stringify(loose) }
+}
+
+/** An attribute of a name read from text (lib/codecs/dn.ts): a dotted OID and the decoded value. */
+export interface NameAttribute {
+  readonly oid: string
+  readonly value: string
+}
+
+/** The DER content of a dotted OID, in hex, as `Cursor#hex` gives it for an OID read from DER. */
+function oidHex (dotted: string): string {
+  if (!/^\d+(\.\d+)+$/.test(dotted)) fail('an attribute type is not a dotted OID')
+  const arcs = dotted.split('.').map(BigInt)
+  let hex = ''
+  for (const arc of [arcs[0] * 40n + arcs[1], ...arcs.slice(2)]) {
+    let group = (arc & 0x7fn).toString(16).padStart(2, '0')
+    for (let rest = arc >> 7n; rest > 0n; rest >>= 7n) group = ((rest & 0x7fn) | 0x80n).toString(16).padStart(2, '0') + group
+    hex += group
+  }
+  return hex
+}
+
+/**
+ * The loose key of a name read from a header (RDNs in RFC 4514 order, as lib/codecs/dn.ts gives them). Its values' string types are unknown, so each value is
+ * taken as text: that finds the CRL of the certificate's real issuer whatever type its name used; a
+ * second issuer that only X509_NAME_cmp would tell apart makes the match ambiguous (see `checkNames`).
+ */
+function looseKeyOf (rdns: ReadonlyArray<ReadonlyArray<NameAttribute>>): string {
+  // RFC 4514 order is the most specific RDN first, the reverse of the DER.
+  return JSON.stringify([...rdns].reverse().map((rdn) => {
+    if (rdn.length === 0) fail('a name component is empty')
+    return rdn.map((attribute) => oidHex(attribute.oid) + ':s' + canonicalText(attribute.value)).sort()
+  }))
 }
 
 interface Extension {
@@ -215,42 +286,206 @@ function readPssParameters (c: Cursor): SignatureAlgorithm {
   return { hash, saltLength }
 }
 
+/**
+ * The revoked serials of one CRL, indexed without an object per entry: the serials stay where they are
+ * in the CRL's DER (which is kept for its signature), entry offsets and lengths sit in typed arrays of
+ * fixed-size chunks (growing never copies), and an open-addressing table of entry numbers finds them.
+ * A lookup hashes the serial's bytes and compares a few; it allocates nothing.
+ */
+class SerialIndex {
+  constructor (
+    private readonly der: Buffer,
+    private readonly starts: readonly Uint32Array[],
+    private readonly lengths: readonly Uint8Array[],
+    private readonly table: Uint32Array,
+    /** Negative serials (RFC 5280 forbids them), zero and serials over 255 bytes, as `serialHex` writes them. */
+    private readonly others: ReadonlySet<string>
+  ) {}
+
+  /** `serial` as `X509Certificate#serialNumber` prints it (hex, checked by the caller). */
+  has (serial: string): boolean {
+    if (serial.charCodeAt(0) === 0x2d || serial.length > 2 * MAX_INDEXED_BYTES) return this.others.has(serial.toUpperCase())
+    const end = hexToScratch(serial)
+    let start = 0
+    while (start < end && scratch[start] === 0) start++
+    const length = end - start
+    if (length === 0) return this.others.has('0')
+    const mask = this.table.length - 1
+    const { der, starts, lengths, table } = this
+    for (let slot = hashBytes(scratch, start, end) & mask; table[slot] !== 0; slot = (slot + 1) & mask) {
+      const entry = table[slot] - 1
+      if (lengths[entry >>> CHUNK_BITS][entry & CHUNK_MASK] !== length) continue
+      const at = starts[entry >>> CHUNK_BITS][entry & CHUNK_MASK]
+      let i = 0
+      while (i < length && der[at + i] === scratch[start + i]) i++
+      if (i === length) return true
+    }
+    return false
+  }
+}
+
+const MAX_INDEXED_BYTES = 255
+const CHUNK_BITS = 12
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1
+const scratch = new Uint8Array(MAX_INDEXED_BYTES + 1)
+
+/** Writes the bytes of a hex serial (an odd digit count reads as a leading 0) into `scratch`; returns their count. */
+function hexToScratch (hex: string): number {
+  let length = 0
+  let pos = 0
+  if (hex.length % 2 === 1) {
+    scratch[length++] = hexDigit(hex.charCodeAt(0))
+    pos = 1
+  }
+  for (; pos < hex.length; pos += 2) scratch[length++] = hexDigit(hex.charCodeAt(pos)) * 16 + hexDigit(hex.charCodeAt(pos + 1))
+  return length
+}
+
+function hexDigit (c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57
+}
+
+/**
+ * FNV-1a, then murmur3's finalizer so that the table's low bits depend on every input bit (serials that
+ * count up differ only in their last bytes). The table holds the operator's CRL: no keyed hash is needed.
+ */
+function hashBytes (bytes: Uint8Array, start: number, end: number): number {
+  let hash = 0x811c9dc5
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193)
+  hash ^= hash >>> 16
+  hash = Math.imul(hash, 0x85ebca6b)
+  hash ^= hash >>> 13
+  hash = Math.imul(hash, 0xc2b2ae35)
+  return (hash ^ (hash >>> 16)) >>> 0
+}
+
+class SerialIndexBuilder {
+  readonly #starts: Uint32Array[] = []
+  readonly #lengths: Uint8Array[] = []
+  #count = 0
+  readonly #others = new Set<string>()
+
+  constructor (private readonly der: Buffer) {}
+
+  add (tlv: Tlv): void {
+    const der = this.der
+    let start = tlv.contentStart
+    while (start < tlv.end && der[start] === 0) start++
+    // serialHex refuses an empty INTEGER; the rare serials kept by their text are negative, zero or long ones.
+    if (start === tlv.end || der[tlv.contentStart] >= 0x80 || tlv.end - start > MAX_INDEXED_BYTES) {
+      this.#others.add(serialHex(der, tlv))
+      return
+    }
+    const count = this.#count++
+    if ((count & CHUNK_MASK) === 0) {
+      this.#starts.push(new Uint32Array(CHUNK_MASK + 1))
+      this.#lengths.push(new Uint8Array(CHUNK_MASK + 1))
+    }
+    this.#starts[count >>> CHUNK_BITS][count & CHUNK_MASK] = start
+    this.#lengths[count >>> CHUNK_BITS][count & CHUNK_MASK] = tlv.end - start
+  }
+
+  * build (): Steps<SerialIndex> {
+    const count = this.#count
+    let size = 2
+    while (size < 2 * count) size *= 2
+    const table = new Uint32Array(size)
+    const mask = size - 1
+    for (let entry = 0; entry < count; entry++) {
+      const start = this.#starts[entry >>> CHUNK_BITS][entry & CHUNK_MASK]
+      let slot = hashBytes(this.der, start, start + this.#lengths[entry >>> CHUNK_BITS][entry & CHUNK_MASK]) & mask
+      while (table[slot] !== 0) slot = (slot + 1) & mask
+      table[slot] = entry + 1
+      if ((entry & CHUNK_MASK) === CHUNK_MASK) yield
+    }
+    return new SerialIndex(this.der, this.#starts, this.#lengths, table, this.#others)
+  }
+}
+
+/** Work cut into steps: a `yield` is a point where a long load may let the event loop run. */
+type Steps<T> = Generator<void, T, void>
+
+function runToEnd<T> (steps: Steps<T>): T {
+  for (;;) {
+    const step = steps.next()
+    if (step.done === true) return step.value
+  }
+}
+
+// A slice of a sliced load runs at most this long (plus one step) before the event loop gets a turn.
+const SLICE_MS = 5
+
+async function runSliced<T> (steps: Steps<T>): Promise<T> {
+  for (;;) {
+    const deadline = performance.now() + SLICE_MS
+    let step = steps.next()
+    while (step.done !== true && performance.now() < deadline) step = steps.next()
+    if (step.done === true) return step.value
+    await nextTurn()
+  }
+}
+
 class Crl {
+  // Per issuer certificate (fingerprint), whether its key signed this CRL: a signature is checked once.
   readonly #verdicts = new Map<string, boolean>()
 
   constructor (
     readonly issuerDer: string,
-    readonly issuerKey: string,
+    readonly names: NameKeys,
     readonly nextUpdate: number,
-    readonly serials: ReadonlySet<string>,
+    readonly serials: SerialIndex,
     readonly tbs: Buffer,
     readonly algorithm: SignatureAlgorithm,
     readonly signature: Buffer
   ) {}
 
-  signedBy (issuer: X509Certificate): boolean {
-    const id = issuer.fingerprint256
-    let ok = this.#verdicts.get(id)
+  /** What is known of `issuer`'s signature on this CRL, without checking it. */
+  verdict (issuer: X509Certificate): boolean | undefined {
+    return this.#verdicts.get(issuer.fingerprint256)
+  }
+
+  /**
+   * Checks `issuer`'s signature, once per issuer, in steps. `bounded`: an issuer that does not come
+   * from configured trust, whose verdict is remembered only while few are.
+   */
+  * signedBy (issuer: X509Certificate, bounded = false): Steps<boolean> {
+    let ok = this.verdict(issuer)
     if (ok === undefined) {
-      ok = verifySignature(this, issuer.publicKey)
-      if (this.#verdicts.size < VERIFIED_MAX) this.#verdicts.set(id, ok)
+      ok = yield * checkSignature(this, issuer.publicKey)
+      if (!bounded || this.#verdicts.size < VERIFIED_MAX) this.#verdicts.set(issuer.fingerprint256, ok)
     }
     return ok
   }
 }
 
-function verifySignature (crl: Crl, key: KeyObject): boolean {
+// Bytes hashed per step when a signature is checked: about a millisecond of SHA-256.
+const HASH_STEP_BYTES = 1 << 20
+
+/**
+ * The signature, its content hashed a megabyte per step on this thread (Node's one-shot async verify
+ * would first copy the whole content, a stall of its own). EdDSA has no streaming form: hashed at once.
+ */
+function * checkSignature (crl: Crl, key: KeyObject): Steps<boolean> {
   const { hash, saltLength } = crl.algorithm
-  const keyInput = saltLength === undefined ? key : { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }
+  const input = saltLength === undefined ? key : { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }
   try {
-    return verify(hash, crl.tbs, keyInput, crl.signature)
+    if (hash === null) return verify(null, crl.tbs, key, crl.signature)
+    const verifier = createVerify(hash)
+    for (let at = 0; at < crl.tbs.length; at += HASH_STEP_BYTES) {
+      verifier.update(crl.tbs.subarray(at, at + HASH_STEP_BYTES))
+      yield
+    }
+    return verifier.verify(input, crl.signature)
   } catch {
     // A key of another type than the algorithm (an EC key for an RSA signature) throws: not signed by it.
     return false
   }
 }
 
-function parseCrl (der: Buffer): Crl {
+// Entries between two points where a sliced load may yield.
+const ENTRIES_PER_STEP = 1024
+
+function * parseCrl (der: Buffer): Steps<Crl> {
   const top = new Cursor(der, 0, der.length)
   const outer = top.into(top.read(SEQUENCE, 'the CRL'))
   top.finish('the CRL')
@@ -269,19 +504,19 @@ function parseCrl (der: Buffer): Crl {
     fail('the two signature algorithms differ')
   }
   const issuer = tbs.read(SEQUENCE, 'the CRL issuer')
-  const issuerKey = nameKey(tbs, issuer)
+  const names = nameKeys(tbs, issuer)
   readTime(tbs, 'thisUpdate')
   const next = tbs.peek()
   const nextUpdate = next === UTC_TIME || next === GENERALIZED_TIME ? readTime(tbs, 'nextUpdate') : Infinity
 
-  const serials = new Set<string>()
+  const serials = new SerialIndexBuilder(der)
   const revoked = tbs.optional(SEQUENCE, 'the revoked certificates')
   if (revoked !== null) {
     const list = tbs.into(revoked)
-    while (!list.done) {
+    for (let n = 1; !list.done; n++) {
       const entry = list.into(list.read(SEQUENCE, 'a revoked certificate'))
-      serials.add(serialHex(der, entry.read(INTEGER, 'a revoked serial number')))
-      readTime(entry, 'a revocation date')
+      serials.add(entry.read(INTEGER, 'a revoked serial number'))
+      skipTime(entry, 'a revocation date')
       if (!entry.done) {
         for (const ext of extensions(entry, 'the entry extensions')) {
           if (ext.id === EXT_CERTIFICATE_ISSUER) fail('indirect CRLs are not supported')
@@ -289,6 +524,7 @@ function parseCrl (der: Buffer): Crl {
         }
       }
       entry.finish('a revoked certificate')
+      if (n % ENTRIES_PER_STEP === 0) yield
     }
   }
   const crlExtensions = tbs.optional(CONTEXT_0, 'the CRL extensions')
@@ -305,9 +541,9 @@ function parseCrl (der: Buffer): Crl {
 
   return new Crl(
     der.toString('latin1', issuer.start, issuer.end),
-    issuerKey,
+    names,
     nextUpdate,
-    serials,
+    yield * serials.build(),
     der.subarray(tbsTlv.start, tbsTlv.end),
     algorithm,
     der.subarray(signatureTlv.contentStart + 1, signatureTlv.end)
@@ -316,8 +552,45 @@ function parseCrl (der: Buffer): Crl {
 
 const PEM_BEGIN = '-----BEGIN '
 const PEM_END = '-----END X509 CRL-----'
+// Base64 text read per step; decoded pieces are joined by copies of this many bytes a step.
+const PEM_STEP_CHARS = 1 << 20
+const WHITESPACE = /\s+/g
+const BASE64_RUN = /^[A-Za-z0-9+/]*(=*)$/
+const PADDING_RUN = /^=*$/
 
-function pemBlocks (text: string): Buffer[] {
+/** PEM text, from a string or from the bytes of a Buffer (read as Latin-1 piece by piece, never whole). */
+interface Text {
+  readonly length: number
+  indexOf: (search: string, from: number) => number
+  /** Where `search` starts in [from, to), or -1: a bounded search, so a step never scans the whole text. */
+  find: (search: string, from: number, to: number) => number
+  slice: (start: number, end: number) => string
+}
+
+function textOf (input: string | Buffer): Text {
+  if (typeof input === 'string') {
+    return {
+      length: input.length,
+      indexOf: (search, from) => input.indexOf(search, from),
+      find: (search, from, to) => {
+        const at = input.slice(from, to + search.length - 1).indexOf(search)
+        return at === -1 ? -1 : from + at
+      },
+      slice: (start, end) => input.slice(start, end)
+    }
+  }
+  return {
+    length: input.length,
+    indexOf: (search, from) => input.indexOf(search, from, 'latin1'),
+    find: (search, from, to) => {
+      const at = input.subarray(from, to + search.length - 1).indexOf(search, 0, 'latin1')
+      return at === -1 ? -1 : from + at
+    },
+    slice: (start, end) => input.toString('latin1', start, end)
+  }
+}
+
+function * pemBlocks (text: Text): Steps<Buffer[]> {
   const blocks: Buffer[] = []
   let pos = 0
   for (;;) {
@@ -326,120 +599,360 @@ function pemBlocks (text: string): Buffer[] {
     const labelEnd = text.indexOf('-----', begin + PEM_BEGIN.length)
     // Naming the other label would echo the input; that it is not a CRL is enough to fix the mistake.
     if (labelEnd === -1 || text.slice(begin + PEM_BEGIN.length, labelEnd) !== 'X509 CRL') fail('a PEM block is not an X509 CRL')
-    const bodyStart = labelEnd + 5
-    const end = text.indexOf(PEM_END, bodyStart)
-    if (end === -1) fail('a PEM block has no END X509 CRL line')
-    const body = text.slice(bodyStart, end).replace(/\s+/g, '')
-    if (body.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(body)) fail('a PEM block is not valid base64')
-    blocks.push(Buffer.from(body, 'base64'))
-    pos = end + PEM_END.length
+    const body = yield * base64Body(text, labelEnd + 5)
+    blocks.push(body.bytes)
+    pos = body.end + PEM_END.length
   }
   if (blocks.length === 0) fail('no X509 CRL PEM block found')
   return blocks
 }
 
-type CrlInput = string | Buffer | Uint8Array
-
-function parseInput (input: CrlInput, path: string, into: Crl[]): void {
-  try {
-    // A copy: the list must not change when the caller reuses its Buffer.
-    const bytes = typeof input === 'string' ? null : Buffer.from(input)
-    // DER starts with a SEQUENCE tag; anything else in a Buffer is read as PEM text.
-    const ders = bytes !== null && bytes[0] === SEQUENCE ? [bytes] : pemBlocks(bytes === null ? input as string : bytes.toString('latin1'))
-    for (let i = 0; i < ders.length; i++) {
-      try {
-        into.push(parseCrl(ders[i]))
-      } catch (err) {
-        throw new CertificateParseError(ders.length > 1 ? `CRL #${i + 1}: ${(err as Error).message}` : (err as Error).message)
+/**
+ * The bytes of a PEM body from `start` to its END line: whitespace anywhere, then base64 with at most
+ * two `=` at the very end and a length that is a multiple of 4, else the block is refused. Read a
+ * megabyte of text per step.
+ */
+function * base64Body (text: Text, start: number): Steps<{ bytes: Buffer, end: number }> {
+  const pieces: Buffer[] = []
+  let pending = ''
+  let digits = 0
+  let padding = 0
+  let valid = true
+  for (let at = start; at < text.length; at += PEM_STEP_CHARS) {
+    const to = Math.min(text.length, at + PEM_STEP_CHARS)
+    const end = text.find(PEM_END, at, to)
+    if (valid) {
+      const piece = text.slice(at, end === -1 ? to : end).replace(WHITESPACE, '')
+      if (padding > 0) {
+        valid = PADDING_RUN.test(piece)
+        padding += piece.length
+      } else {
+        const run = BASE64_RUN.exec(piece)
+        valid = run !== null
+        padding = run === null ? 0 : run[1].length
       }
+      valid &&= padding <= 2
+      digits += piece.length
+      const quads = pending + piece
+      const whole = quads.length - (quads.length % 4)
+      if (valid) pieces.push(Buffer.from(quads.slice(0, whole), 'base64'))
+      pending = quads.slice(whole)
     }
-  } catch (err) {
-    throw new ClientCertInvalidOptionError(path, (err as Error).message, { cause: err })
+    // An END line missing is reported before bad base64, whichever comes first in the text.
+    if (end !== -1) {
+      if (!valid || digits % 4 !== 0) fail('a PEM block is not valid base64')
+      return { bytes: pieces.length === 1 ? pieces[0] : yield * joined(pieces), end }
+    }
+    yield
   }
+  return fail('a PEM block has no END X509 CRL line')
 }
+
+function * joined (pieces: readonly Buffer[]): Steps<Buffer> {
+  const out = Buffer.allocUnsafe(pieces.reduce((sum, piece) => sum + piece.length, 0))
+  let at = 0
+  for (const piece of pieces) {
+    out.set(piece, at)
+    at += piece.length
+    yield
+  }
+  return out
+}
+
+type CrlInput = string | Buffer | Uint8Array
 
 function isCrlInput (value: unknown): value is CrlInput {
   return typeof value === 'string' || value instanceof Uint8Array
 }
 
+interface Source {
+  readonly input: CrlInput
+  readonly path: string
+}
+
+/** The inputs and the option path each is reported under; throws at once for a value of the wrong type. */
+function sourcesOf (input: unknown, optionPath: string): Source[] {
+  if (Array.isArray(input)) {
+    return input.map((item: unknown, i) => {
+      if (!isCrlInput(item)) throw new ClientCertInvalidOptionError(`${optionPath}[${i}]`, 'must be PEM text or a DER Buffer')
+      return { input: item, path: `${optionPath}[${i}]` }
+    })
+  }
+  if (!isCrlInput(input)) throw new ClientCertInvalidOptionError(optionPath, 'must be PEM text, a DER Buffer, or an array of them')
+  return [{ input, path: optionPath }]
+}
+
+// Bytes copied per step.
+const COPY_STEP_BYTES = 1 << 20
+
+function * copyOf (input: Uint8Array): Steps<Buffer> {
+  const copy = Buffer.allocUnsafe(input.length)
+  for (let at = 0; at < input.length; at += COPY_STEP_BYTES) {
+    copy.set(input.subarray(at, at + COPY_STEP_BYTES), at)
+    yield
+  }
+  return copy
+}
+
+function * parseSources (sources: readonly Source[]): Steps<Crl[]> {
+  const crls: Crl[] = []
+  for (const { input, path } of sources) {
+    try {
+      // DER starts with a SEQUENCE tag; anything else in a Buffer is read as PEM text. A DER input is
+      // copied: the list must not change when the caller reuses its Buffer.
+      const ders = typeof input !== 'string' && input[0] === SEQUENCE
+        ? [yield * copyOf(input)]
+        : yield * pemBlocks(textOf(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength)))
+      for (let i = 0; i < ders.length; i++) {
+        try {
+          crls.push(yield * parseCrl(ders[i]))
+        } catch (err) {
+          throw new CertificateParseError(ders.length > 1 ? `CRL #${i + 1}: ${(err as Error).message}` : (err as Error).message)
+        }
+      }
+    } catch (err) {
+      throw new ClientCertInvalidOptionError(path, (err as Error).message, { cause: err })
+    }
+  }
+  return crls
+}
+
+/** CRLs that share an issuer name, and those of them that count under the list's trust. */
+interface Group {
+  readonly exact: string
+  readonly all: Crl[]
+  counting: Crl[]
+}
+
+// A certificate's subject keys, read once per certificate object.
+const subjectKeys = new WeakMap<X509Certificate, string | null>()
+
+function subjectKeyOf (certificate: X509Certificate): string | null {
+  let key = subjectKeys.get(certificate)
+  if (key === undefined) {
+    try {
+      key = nameKeys(...certificateName(certificate.raw, 'subject')).exact
+    } catch {
+      key = null
+    }
+    subjectKeys.set(certificate, key)
+  }
+  return key
+}
+
+/** The issuer or subject Name of a DER certificate, with a cursor to read it. */
+function certificateName (raw: Buffer, which: 'issuer' | 'subject'): [Cursor, Tlv] {
+  const top = new Cursor(raw, 0, raw.length)
+  const cert = top.into(top.read(SEQUENCE, 'the certificate'))
+  const tbs = cert.into(cert.read(SEQUENCE, 'the certificate content'))
+  tbs.optional(CONTEXT_0, 'the certificate version')
+  tbs.read(INTEGER, 'the certificate serial number')
+  tbs.read(SEQUENCE, 'the certificate signature algorithm')
+  const issuer = tbs.read(SEQUENCE, 'the certificate issuer')
+  if (which === 'issuer') return [tbs, issuer]
+  tbs.read(SEQUENCE, 'the certificate validity')
+  return [tbs, tbs.read(SEQUENCE, 'the certificate subject')]
+}
+
+/** The trusted certificates that bear the name each group of CRLs is issued under. */
+function signersByName (trust: readonly X509Certificate[]): Map<string, X509Certificate[]> {
+  const byName = new Map<string, X509Certificate[]>()
+  for (const certificate of trust) {
+    const key = subjectKeyOf(certificate)
+    if (key === null) continue
+    const list = byName.get(key)
+    if (list === undefined) byName.set(key, [certificate])
+    else list.push(certificate)
+  }
+  return byName
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
 /**
- * The loaded CRLs, indexed by issuer name; immutable, built once per registration or `reload`.
- * `check` costs a walk to the issuer in `cert.raw` and a few map and set lookups; the signature of a
- * CRL is verified once per issuer certificate and remembered.
+ * The certificates in a TLS `ca` option as Node keeps it on the server (PEM text or DER, one or a list),
+ * for the trust CRL signatures are checked with. Node parsed them already to build its context; anything
+ * unreadable here is left out, never guessed at.
+ */
+export function certificatesOf (ca: unknown): X509Certificate[] {
+  const certificates: X509Certificate[] = []
+  for (const item of Array.isArray(ca) ? ca : [ca]) {
+    if (typeof item !== 'string' && !(item instanceof Uint8Array)) continue
+    const text = typeof item === 'string' ? item : Buffer.from(item).toString('latin1')
+    const blocks = text.includes('-----BEGIN') ? text.match(PEM_CERTIFICATE) ?? [] : [item]
+    for (const block of blocks) {
+      try {
+        certificates.push(new X509Certificate(block))
+      } catch {}
+    }
+  }
+  return certificates
+}
+
+/** Loads over this many bytes are sliced (and `reload()` then completes later); below, all is done at once. */
+export const SYNC_LOAD_BYTES = 512 * 1024
+
+/**
+ * The loaded CRLs, indexed by issuer name, bound to the configured trust (`proxy.ca`, the server's `ca`):
+ * immutable, built once per registration or `reload`.
+ *
+ * Trust decides whose signature counts, never what a client sent: a CRL counts when a trusted certificate
+ * bearing its issuer's name has signed it, or when no trusted certificate bears that name (an intermediate
+ * CA the configuration does not list; the CRL is then trusted as configured, like `ca`). When no CRL of an
+ * issuer counts, its certificates get `CRL_SIGNATURE_FAILURE`. Every signature is checked once, at load,
+ * per trusted certificate; a request never hashes a CRL.
+ *
+ * `check` costs a walk to the issuer in `cert.raw`, a map lookup and a hash probe per CRL of the issuer.
  */
 export class RevocationList {
+  /** How many CRLs. */
   readonly size: number
-  readonly #byIssuerDer = new Map<string, Crl[]>()
-  readonly #byIssuerKey = new Map<string, Crl[]>()
+  /** Their DER size in bytes, summed. */
+  readonly bytes: number
+  readonly #crls: readonly Crl[]
+  readonly #byIssuerDer = new Map<string, Group>()
+  readonly #byIssuerKey = new Map<string, Group>()
+  readonly #byLooseKey = new Map<string, Group[]>()
 
-  private constructor (crls: readonly Crl[]) {
+  private constructor (crls: readonly Crl[], trust: readonly X509Certificate[]) {
     this.size = crls.length
+    this.#crls = crls
+    let bytes = 0
     for (const crl of crls) {
-      const group = this.#byIssuerKey.get(crl.issuerKey)
-      if (group === undefined) this.#byIssuerKey.set(crl.issuerKey, [crl])
-      else group.push(crl)
+      bytes += crl.tbs.length + crl.signature.length
+      let group = this.#byIssuerKey.get(crl.names.exact)
+      if (group === undefined) {
+        group = { exact: crl.names.exact, all: [], counting: [] }
+        this.#byIssuerKey.set(crl.names.exact, group)
+        const loose = this.#byLooseKey.get(crl.names.loose)
+        if (loose === undefined) this.#byLooseKey.set(crl.names.loose, [group])
+        else loose.push(group)
+      }
+      group.all.push(crl)
+      this.#byIssuerDer.set(crl.issuerDer, group)
     }
-    for (const crl of crls) this.#byIssuerDer.set(crl.issuerDer, this.#byIssuerKey.get(crl.issuerKey) as Crl[])
+    this.bytes = bytes
+    const signers = signersByName(trust)
+    for (const group of this.#byIssuerKey.values()) {
+      const named = signers.get(group.exact)
+      // The signatures were checked before: `bind` and `bindLater` do it.
+      group.counting = named === undefined ? group.all : group.all.filter((crl) => named.some((signer) => crl.verdict(signer) === true))
+    }
     Object.freeze(this)
   }
 
   /**
    * Reads PEM text (any number of `X509 CRL` blocks; text around them is ignored) or a DER Buffer, or
-   * an array of them. Throws `ClientCertInvalidOptionError` naming `optionPath` (`crl`, or `crl[1]`
-   * for an array element) for anything that is not a complete, well-formed, supported CRL.
+   * an array of them, and binds them to `trust`, all at once. Throws `ClientCertInvalidOptionError` naming
+   * `optionPath` (`crl`, or `crl[1]` for an array element) for anything that is not a complete, well-formed,
+   * supported CRL.
    */
-  static from (input: CrlInput | ReadonlyArray<CrlInput>, optionPath: string): RevocationList {
-    const crls: Crl[] = []
-    if (Array.isArray(input)) {
-      input.forEach((item: unknown, i) => {
-        if (!isCrlInput(item)) throw new ClientCertInvalidOptionError(`${optionPath}[${i}]`, 'must be PEM text or a DER Buffer')
-        parseInput(item, `${optionPath}[${i}]`, crls)
-      })
-    } else if (isCrlInput(input)) {
-      parseInput(input, optionPath, crls)
-    } else {
-      throw new ClientCertInvalidOptionError(optionPath, 'must be PEM text, a DER Buffer, or an array of them')
-    }
-    return new RevocationList(crls)
+  static from (input: CrlInput | ReadonlyArray<CrlInput>, optionPath: string, trust: readonly X509Certificate[] = []): RevocationList {
+    return RevocationList.#bindNow(runToEnd(parseSources(sourcesOf(input, optionPath))), trust)
   }
 
   /**
-   * The revocation status of `cert` at `now` (milliseconds). `issuer` is the certificate of its
-   * issuer when known: then only CRLs signed by its key count. Never throws: a certificate whose
-   * issuer name cannot be read while CRLs are loaded fails closed with `UNABLE_TO_GET_CRL`.
+   * As `from`, for CRLs of any size: parsed, and signed content hashed, in slices of a few milliseconds
+   * between which the event loop runs. Throws at once for an input of the wrong type; rejects for a
+   * malformed CRL.
+   */
+  static load (input: CrlInput | ReadonlyArray<CrlInput>, optionPath: string, trust: readonly X509Certificate[] = []): Promise<RevocationList> {
+    const sources = sourcesOf(input, optionPath)
+    return runSliced(parseSources(sources)).then(async (crls) => await RevocationList.#bindLater(crls, trust))
+  }
+
+  /** The DER or PEM size of an input, to choose between `from` and `load`; 0 for the wrong type. */
+  static inputBytes (input: unknown): number {
+    if (Array.isArray(input)) return input.reduce((sum: number, item: unknown) => sum + RevocationList.inputBytes(item), 0)
+    return isCrlInput(input) ? input.length : 0
+  }
+
+  /** The same CRLs under another trust, signatures checked now. */
+  bind (trust: readonly X509Certificate[]): RevocationList {
+    return RevocationList.#bindNow(this.#crls, trust)
+  }
+
+  /** The same CRLs under another trust, signatures checked in slices. */
+  async bindLater (trust: readonly X509Certificate[]): Promise<RevocationList> {
+    return await RevocationList.#bindLater(this.#crls, trust)
+  }
+
+  static #bindNow (crls: readonly Crl[], trust: readonly X509Certificate[]): RevocationList {
+    runToEnd(checkSignatures(crls, trust))
+    return new RevocationList(crls, trust)
+  }
+
+  static async #bindLater (crls: readonly Crl[], trust: readonly X509Certificate[]): Promise<RevocationList> {
+    await runSliced(checkSignatures(crls, trust))
+    return new RevocationList(crls, trust)
+  }
+
+  /**
+   * The revocation status of `cert` at `now` (milliseconds). `issuer`, when given, replaces the list's
+   * trust for this check: only CRLs signed by its key count (checked once per issuer, remembered for a
+   * few). Never throws: a certificate whose issuer name cannot be read while CRLs are loaded fails closed
+   * with `UNABLE_TO_GET_CRL`.
    */
   check (cert: X509Certificate, issuer?: X509Certificate | null, now: number = Date.now()): RevocationCheck {
     if (this.size === 0) return OK
-    let crls: Crl[] | undefined
+    let group: Group | undefined
     try {
-      crls = this.#crlsFor(cert.raw)
+      group = this.#groupOf(cert.raw)
     } catch {
       return UNKNOWN
     }
-    if (crls === undefined) return OK
-    const serial = cert.serialNumber
-    let trusted = false
-    let current = false
-    for (const crl of crls) {
-      if (issuer != null && !crl.signedBy(issuer)) continue
-      if (crl.serials.has(serial)) return REVOKED
-      trusted = true
-      if (now <= crl.nextUpdate) current = true
-    }
-    if (!trusted) return BAD_SIGNATURE
-    return current ? OK : EXPIRED
+    if (group === undefined) return OK
+    const crls = issuer == null ? group.counting : group.all.filter((crl) => runToEnd(crl.signedBy(issuer, true)))
+    return statusOf(crls, cert.serialNumber, now)
   }
 
-  #crlsFor (raw: Buffer): Crl[] | undefined {
-    const top = new Cursor(raw, 0, raw.length)
-    const cert = top.into(top.read(SEQUENCE, 'the certificate'))
-    const tbs = cert.into(cert.read(SEQUENCE, 'the certificate content'))
-    tbs.optional(CONTEXT_0, 'the certificate version')
-    tbs.read(INTEGER, 'the certificate serial number')
-    tbs.read(SEQUENCE, 'the certificate signature algorithm')
-    const issuer = tbs.read(SEQUENCE, 'the certificate issuer')
+  /**
+   * The status of a certificate known only by its issuer's name (RDNs as lib/codecs/dn.ts reads them) and
+   * serial (hex), as a proxy that forwards names alone gives them. Fails closed (`UNABLE_TO_GET_CRL`)
+   * while CRLs are loaded when the issuer is unknown, when a CRL of that issuer is loaded but the serial
+   * is unknown, or when the name could belong to two issuers whose CRLs are loaded (their names differ
+   * only in a string type the text cannot show).
+   */
+  checkNames (issuer: ReadonlyArray<ReadonlyArray<NameAttribute>> | null, serial: string | null, now: number = Date.now()): RevocationCheck {
+    if (this.size === 0) return OK
+    if (issuer === null) return UNKNOWN
+    let groups: Group[] | undefined
+    try {
+      groups = this.#byLooseKey.get(looseKeyOf(issuer))
+    } catch {
+      return UNKNOWN
+    }
+    if (groups === undefined) return OK
+    if (groups.length > 1 || serial === null) return UNKNOWN
+    return statusOf(groups[0].counting, serial, now)
+  }
+
+  #groupOf (raw: Buffer): Group | undefined {
+    const [tbs, issuer] = certificateName(raw, 'issuer')
     // Issuers almost always copy their name byte for byte: that lookup spares the canonical form.
     return this.#byIssuerDer.get(raw.toString('latin1', issuer.start, issuer.end)) ??
-      this.#byIssuerKey.get(nameKey(tbs, issuer))
+      this.#byIssuerKey.get(nameKeys(tbs, issuer).exact)
+  }
+}
+
+const SERIAL_HEX = /^-?[0-9A-Fa-f]+$/
+
+function statusOf (crls: readonly Crl[], serial: string, now: number): RevocationCheck {
+  if (crls.length === 0) return BAD_SIGNATURE
+  // Node prints hex; a forwarded serial is normalized to hex: anything else cannot be looked up.
+  if (!SERIAL_HEX.test(serial)) return UNKNOWN
+  let current = false
+  for (const crl of crls) {
+    if (crl.serials.has(serial)) return REVOKED
+    if (now <= crl.nextUpdate) current = true
+  }
+  return current ? OK : EXPIRED
+}
+
+/** The signature of each CRL by each trusted certificate bearing its issuer's name: the ones that matter. */
+function * checkSignatures (crls: readonly Crl[], trust: readonly X509Certificate[]): Steps<void> {
+  const signers = signersByName(trust)
+  for (const crl of crls) {
+    for (const signer of signers.get(crl.names.exact) ?? []) yield * crl.signedBy(signer)
   }
 }

@@ -1,10 +1,10 @@
 // Stage 1, behind a proxy: certificate headers are read only from trusted peers, decoded by a preset, cached by value.
 import { timingSafeEqual, X509Certificate } from 'node:crypto'
-import { LruMap } from 'toad-cache'
 import { formatDN } from '../codecs/dn.js'
 import { ClientCertBadHeaderError, ClientCertUntrustedSourceError } from '../errors.js'
 import { certificateFields, commonNameOf, freezeRDNs, freezeSan, type CertificateFields } from '../identity.js'
-import { digestSecret, type NormalizedProxy } from '../options.js'
+import { digestSecret, type CacheSettings, type NormalizedProxy } from '../options.js'
+import { BoundedCache } from './forward-cache.js'
 import { CertificateParseError } from '../codecs/parse-error.js'
 import type { ForwardedCert } from './presets/types.js'
 
@@ -19,20 +19,42 @@ export interface DecodedForward {
   proxyError: string | null
 }
 
-/** What the request's headers hold for the proxy: `absent` when it carries none of the certificate headers. */
-export type ForwardLookup = { kind: 'absent' } | { kind: 'forwarded', decoded: DecodedForward }
+/**
+ * What the request's headers hold for the proxy: `absent` when it carries none of the certificate headers.
+ * A forward not served from the cache enters it only through `settle()`, once it is known to have verified.
+ */
+export type ForwardLookup = { kind: 'absent' } | Forwarded
+
+export interface Forwarded {
+  kind: 'forwarded'
+  decoded: DecodedForward
+  /** The cache index and the header values it stands for. */
+  index: string
+  values: Array<string | undefined>
+  cached: boolean
+}
 
 const absent: ForwardLookup = Object.freeze({ kind: 'absent' })
 /** What the trust check needs of a request: its socket (HTTP/2: a per-request view) and, on HTTP/2, its session. */
 export interface PeerConnection {
-  socket: { remoteAddress?: string, destroyed: boolean }
+  socket: { remoteAddress?: string }
   stream?: { session?: object }
+}
+
+/** The server the app listens with: a Unix socket listener's address is its path, a string. */
+export interface Listener {
+  address: () => unknown
 }
 
 interface CacheEntry {
   values: Array<string | undefined>
   decoded: DecodedForward
 }
+
+// What a cache entry holds beside its header values: the parsed certificates (OpenSSL's structures and the
+// DER, a few times its size) and the identity fields. An estimate that errs high, so maxBytes is not exceeded.
+const entryOverhead = 2048
+const bytesPerDerByte = 4
 
 // Characters of each value the cache is indexed by: the tail, where a certificate keeps its signature bytes.
 const indexedTail = 96
@@ -45,14 +67,18 @@ const indexedTail = 96
 export class ProxySource {
   readonly #proxy: NormalizedProxy
   readonly #names: readonly string[]
-  readonly #cache: LruMap<CacheEntry> | null
+  readonly #cache: BoundedCache<CacheEntry> | null
   // A connection's peer address never changes: judge it once per connection, not per request.
   readonly #trusted = new WeakMap<object, boolean>()
+  readonly #listener: Listener | null
+  #unixListener: boolean | undefined
 
-  constructor (proxy: NormalizedProxy, cacheMax: number, cacheTtl: number) {
+  /** `listener`: the server, asked once whether it listens on a Unix socket; `null` (CLI): it does not. */
+  constructor (proxy: NormalizedProxy, cache: CacheSettings['certificates'], listener: Listener | null) {
     this.#proxy = proxy
     this.#names = proxy.preset.headers
-    this.#cache = cacheMax > 0 ? new LruMap<CacheEntry>(cacheMax, cacheTtl) : null
+    this.#cache = cache.max > 0 && cache.maxBytes > 0 ? new BoundedCache<CacheEntry>(cache.max, cache.ttl, cache.maxBytes) : null
+    this.#listener = listener
   }
 
   /** True when the connection's TCP peer is a configured proxy. */
@@ -60,11 +86,21 @@ export class ProxySource {
     const connection = request.stream?.session ?? request.socket
     let trusted = this.#trusted.get(connection)
     if (trusted === undefined) {
-      const address = peerAddress(request.socket)
+      const address = peerAddress(request.socket, this.#listensOnUnixSocket())
       trusted = address !== undefined && this.#proxy.isTrusted(address)
       this.#trusted.set(connection, trusted)
     }
     return trusted
+  }
+
+  #listensOnUnixSocket (): boolean {
+    if (this.#unixListener === undefined) {
+      const address = this.#listener?.address()
+      // Not listening (inject(), or already closed): there is no Unix socket to trust. Asked again next time.
+      if (address === undefined || address === null) return false
+      this.#unixListener = typeof address === 'string'
+    }
+    return this.#unixListener
   }
 
   /**
@@ -89,11 +125,34 @@ export class ProxySource {
       ordered.push(value)
       index += value === undefined ? '-;' : `${value.length}:${value.slice(-indexedTail)};`
     }
-    const cached = this.#cache?.get(index)
-    if (cached !== undefined && sameValues(cached.values, ordered)) return { kind: 'forwarded', decoded: cached.decoded }
-    const decoded = this.#decode(values)
-    this.#cache?.set(index, { values: ordered, decoded })
-    return { kind: 'forwarded', decoded }
+    const cached = this.#cache?.get(index, Date.now())
+    if (cached !== undefined && sameValues(cached.values, ordered)) return { kind: 'forwarded', decoded: cached.decoded, index, values: ordered, cached: true }
+    return { kind: 'forwarded', decoded: this.#decode(values), index, values: ordered, cached: false }
+  }
+
+  /**
+   * Keeps a forward that verified for the next requests, and drops a cached one that no longer does (a reload
+   * revoked it, it expired). A forward that did not verify is never kept: a client with certificates of its own
+   * making could otherwise fill memory with them.
+   */
+  settle (lookup: Forwarded, verified: boolean): void {
+    if (this.#cache === null || lookup.cached === verified) return
+    if (!verified) {
+      this.#cache.delete(lookup.index)
+      return
+    }
+    const { decoded, values } = lookup
+    let bytes = entryOverhead
+    for (const value of values) bytes += value === undefined ? 0 : value.length
+    for (const certificate of decoded.leaf === null ? decoded.chain : [decoded.leaf, ...decoded.chain]) {
+      bytes += bytesPerDerByte * certificate.raw.length
+    }
+    this.#cache.set(lookup.index, { values, decoded }, bytes, Date.now())
+  }
+
+  /** What the forwarded-certificate cache holds now. */
+  stats (): { entries: number, bytes: number } {
+    return { entries: this.#cache?.size ?? 0, bytes: this.#cache?.bytes ?? 0 }
   }
 
   #collect (rawHeaders: readonly string[]): Map<string, string> | null {
@@ -118,7 +177,7 @@ export class ProxySource {
     try {
       forwarded = this.#proxy.preset.decode(function read (name: string) { return values.get(name) })
       if (forwarded === null) return { fields: null, leaf: null, chain: [], proxyVerified: false, proxyError: null }
-      const leaf = forwarded.der === null ? null : new X509Certificate(forwarded.der)
+      const leaf = forwarded.der === null ? null : forwarded.certificate ?? new X509Certificate(forwarded.der)
       return {
         fields: leaf === null ? fieldsFromParts(forwarded) : certificateFields(leaf),
         leaf,
@@ -138,10 +197,12 @@ function sameValues (a: ReadonlyArray<string | undefined>, b: ReadonlyArray<stri
   return true
 }
 
-/** The TCP peer address trust is judged on; `'unix'` for a Unix domain socket, which has none. */
-export function peerAddress (socket: { remoteAddress?: string, destroyed: boolean }): string | undefined {
-  // A destroyed TCP socket may have lost its address too: that must never read as 'unix'.
-  return socket.remoteAddress ?? (socket.destroyed ? undefined : 'unix')
+/**
+ * The peer address trust is judged on: `'unix'` for every connection of a Unix socket listener, decided by the
+ * listener. A TCP socket without an address (the peer reset it before the request was read) is nobody.
+ */
+export function peerAddress (socket: { remoteAddress?: string }, unixListener: boolean): string | undefined {
+  return unixListener ? 'unix' : socket.remoteAddress
 }
 
 function badHeader (cause: unknown): Error {

@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { X509Certificate, constants, createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
-import { RevocationList } from '../../lib/revocation/crl.js'
+import { RevocationList, certificatesOf } from '../../lib/revocation/crl.js'
+import { bigCrl, crlPem, subjectName } from '../helpers/crl.js'
 import { ClientCertInvalidOptionError } from '../../lib/errors.js'
 
 // Everything is generated here, by the openssl CLI where it can say it, and by a small DER builder
@@ -336,10 +337,10 @@ function buildCrl (spec: CrlSpec = {}): Buffer {
 }
 
 /** A certificate Node accepts, with any issuer name; signed by caA's key, which Node does not check. */
-function crafted (issuer: Buffer, serial = '01'): X509Certificate {
+function crafted (issuer: Buffer, serial = '01', subject = seq(rdn([CN, utf8('crafted')]))): X509Certificate {
   const spki = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' })
   const tbs = seq(tlv(0xa0, int('02')), int(serial), ECDSA_SHA256, issuer,
-    seq(time('260101000000Z'), time('491231000000Z')), seq(rdn([CN, utf8('crafted')])), spki)
+    seq(time('260101000000Z'), time('491231000000Z')), subject, spki)
   return new X509Certificate(seq(tbs, ECDSA_SHA256, tlv(0x03, Buffer.from([0]), sign('sha256', tbs, caA.key))))
 }
 
@@ -496,4 +497,193 @@ t.test('accepted at load: non-critical entry and CRL extensions, an explicit non
     extensions: [ext('2.5.29.20', false, int('07'))],
   }), 'crl')
   t.same(list.check(high, caA.cert), REVOKED)
+})
+
+// Names as lib/codecs/dn.ts reads them from a header: RFC 4514 order, most specific RDN first.
+type Names = Array<Array<{ oid: string, value: string }>>
+const namesOf = (...rdns: Array<[string, string]>): Names => rdns.map(([oid, value]) => [{ oid, value }])
+const A_NAMES = namesOf([CN, 'Test CA'], [O, 'Example'], [C, 'US'])
+
+t.test('names alone: a certificate known by issuer name and serial is checked against its issuer\'s CRLs', async (t) => {
+  const list = RevocationList.from(crlA, 'crl')
+  t.same(list.checkNames(A_NAMES, high.serialNumber), REVOKED)
+  t.same(list.checkNames(A_NAMES, good.serialNumber), OK)
+  t.same(list.checkNames(namesOf([CN, '  test   ca '], [O, 'EXAMPLE'], [C, 'us']), '80ff'), REVOKED, 'case and spaces fold as X509_NAME_cmp folds them; hex in any case')
+  t.same(list.checkNames(A_NAMES, '0080FF'), REVOKED, 'leading zero bytes do not matter')
+  t.same(list.checkNames(A_NAMES, '080FF'), REVOKED, 'an odd digit count reads as a leading 0')
+  t.same(list.checkNames(A_NAMES, negative.serialNumber), REVOKED, 'a negative serial, as Node prints it')
+  t.same(list.checkNames(A_NAMES, '0'), REVOKED, 'serial zero')
+  t.same(list.checkNames(namesOf([CN, 'No CRL CA']), null), OK, 'an issuer without a CRL is not checked, serial or not')
+  t.same(list.checkNames(A_NAMES.slice(0, 2), high.serialNumber), OK, 'fewer RDNs: another issuer')
+  t.same(list.checkNames([[{ oid: CN, value: 'Test CA' }, { oid: O, value: 'Example' }], [{ oid: C, value: 'US' }]], high.serialNumber), OK,
+    'the same attributes in other RDNs: another issuer')
+  t.same(list.checkNames(A_NAMES, good.serialNumber, Date.now() + 60 * 86_400_000), EXPIRED)
+
+  t.same(list.checkNames(null, high.serialNumber), UNKNOWN, 'no issuer while CRLs are loaded: fails closed')
+  t.same(list.checkNames(A_NAMES, null), UNKNOWN, 'no serial while the issuer has a CRL: fails closed')
+  t.same(list.checkNames(A_NAMES, 'not hex'), UNKNOWN)
+  t.same(list.checkNames(A_NAMES, ''), UNKNOWN)
+  t.same(list.checkNames([[{ oid: 'CN', value: 'Test CA' }]], '01'), UNKNOWN, 'a type that is not a dotted OID')
+  t.same(list.checkNames([[]], '01'), UNKNOWN, 'an empty RDN')
+  t.same(RevocationList.from([], 'crl').checkNames(null, null), OK, 'no CRLs, nothing to check')
+  t.same(RevocationList.from(impostorCrl, 'crl', [caA.cert]).checkNames(A_NAMES, good.serialNumber), BAD_SIGNATURE,
+    'the CRL\'s signature must verify with the trusted certificate bearing its issuer\'s name')
+})
+
+t.test('names alone: the string type a header cannot show finds the CRL, and never lets a second issuer in', async (t) => {
+  const SERIAL = '2.5.4.5'
+  const numeric = seq(rdn([SERIAL, str(0x12, '123')]), rdn([CN, utf8('Numbered CA')]))
+  const printable = seq(rdn([SERIAL, str(0x13, '123')]), rdn([CN, utf8('Numbered CA')]))
+  const names = namesOf([CN, 'numbered ca'], [SERIAL, '123'])
+  const onlyNumeric = RevocationList.from(buildCrl({ issuer: numeric, entries: [entry('01')] }), 'crl')
+  t.same(onlyNumeric.checkNames(names, '01'), REVOKED, 'a NumericString in the CRL\'s issuer matches the forwarded text')
+  t.same(onlyNumeric.check(crafted(printable, '01')), OK, 'a certificate says which type: OpenSSL tells them apart')
+  const both = RevocationList.from([buildCrl({ issuer: numeric, entries: [entry('01')] }), buildCrl({ issuer: printable, entries: [entry('02')] })], 'crl')
+  t.same(both.checkNames(names, '03'), UNKNOWN, 'two issuers the text cannot tell apart: fails closed')
+  t.same(both.check(crafted(numeric, '01')), REVOKED)
+  t.same(both.check(crafted(printable, '01')), OK)
+  t.same(both.check(crafted(printable, '02')), REVOKED)
+  const email = seq(rdn(['1.2.840.113549.1.9.1', str(0x16, 'ca@example.org')]))
+  t.same(RevocationList.from(buildCrl({ issuer: email, entries: [entry('01')] }), 'crl').checkNames(namesOf(['1.2.840.113549.1.9.1', 'CA@example.org']), '01'), REVOKED,
+    'an attribute type whose OID has arcs over 127')
+  const general = seq(rdn([CN, str(0x1b, 'General CA')]))
+  t.same(RevocationList.from(buildCrl({ issuer: general, entries: [entry('01')] }), 'crl').checkNames(namesOf([CN, 'General CA']), '01'), REVOKED, 'GeneralString')
+  const binary = seq(rdn([CN, tlv(0x04, Buffer.from('CA'))]))
+  t.same(RevocationList.from(buildCrl({ issuer: binary, entries: [entry('01')] }), 'crl').checkNames(namesOf([CN, 'CA']), '01'), OK,
+    'a value that is not text is not matched by text')
+  const visible = seq(rdn([C, str(0x13, 'US')]), rdn([O, str(0x1a, 'example')]), rdn([CN, str(0x1a, 'TEST CA')]))
+  t.same(RevocationList.from(buildCrl({ issuer: visible, entries: [entry('0080FF')] }), 'crl').check(high), REVOKED,
+    'a VisibleString compares as canonical text, as X509_NAME_cmp does')
+})
+
+t.test('trust decides whose signature counts, each checked once, never a certificate the client sent', async (t) => {
+  t.same(RevocationList.from(crlA, 'crl', [caA.cert]).check(high), REVOKED)
+  t.same(RevocationList.from(impostorCrl, 'crl', [caA.cert]).check(good), BAD_SIGNATURE)
+  const both = RevocationList.from([impostorCrl, crlA], 'crl', [caA.cert])
+  t.same(both.check(high), REVOKED, 'only the CRL the trusted issuer signed counts')
+  t.same(both.check(good), OK)
+  t.same(RevocationList.from(impostorCrl, 'crl', [caB.cert]).check(good), OK, 'no trusted certificate of that name: trusted as configured')
+  t.same(RevocationList.from(impostorCrl, 'crl', [caA.cert, impostor.cert]).check(good), OK, 'a second trusted certificate of the same name (a key rollover) signed it')
+  const unbound = RevocationList.from(impostorCrl, 'crl')
+  t.same(unbound.check(good), OK)
+  t.same(unbound.bind([caA.cert]).check(good), BAD_SIGNATURE, 'bind() applies another trust to the same CRLs')
+  t.same((await unbound.bindLater([caA.cert])).check(good), BAD_SIGNATURE)
+  t.same((await RevocationList.from(crlA, 'crl').bindLater([caA.cert])).check(high), REVOKED)
+  const unreadable = crafted(A_NAME, '77', seq(rdn([CN, utf8('x')]), tlv(0x31)))
+  t.same(RevocationList.from(impostorCrl, 'crl', [unreadable, unreadable]).check(good), OK, 'a trusted certificate whose subject cannot be read signs nothing')
+  t.same(RevocationList.from(crlEd, 'crl', [caEd.cert]).check(leafEd), REVOKED, 'Ed25519')
+  t.same(RevocationList.from(pssB, 'crl', [caB.cert]).check(leafB), REVOKED, 'RSA-PSS')
+  t.same(RevocationList.from(crlA, 'crl', [caB.cert, caEd.cert]).check(high), REVOKED, 'certificates of other names do not matter')
+})
+
+t.test('load(): the same lists as from(), read in slices', async (t) => {
+  const inputs: unknown[] = [crlA, toDer(crlA), Buffer.from(crlA), new Uint8Array(toDer(crlA)), [crlA, crlB], [], crlA + crlEd]
+  for (const input of inputs) {
+    const loaded = await RevocationList.load(input as string, 'crl', [caA.cert])
+    const read = RevocationList.from(input as string, 'crl', [caA.cert])
+    t.equal(loaded.size, read.size)
+    t.equal(loaded.bytes, read.bytes)
+    t.same(loaded.check(high), read.check(high))
+  }
+  t.throws(() => RevocationList.load(42 as never, 'reload.crl'), /reload\.crl: must be PEM text/, 'the wrong type throws at once')
+  await t.rejects(RevocationList.load('hello', 'reload.crl'), /reload\.crl: no X509 CRL PEM block found/)
+  await t.rejects(RevocationList.load([crlA, toDer(crlA).subarray(0, 40)], 'crl'), /crl\[1\]: the CRL is truncated/)
+  t.equal(RevocationList.inputBytes([crlA, toDer(crlA)]), crlA.length + toDer(crlA).length)
+  t.equal(RevocationList.inputBytes(42), 0)
+})
+
+t.test('large CRLs: PEM and DER over many slices, streamed signature checks', async (t) => {
+  const issuer = subjectName(caA.cert)
+  const big = bigCrl({ issuer, key: caA.key, count: 60_000, serials: [high.serialNumber, '00'] })
+  t.ok(big.length > 2 * 1024 * 1024)
+  const cases: Array<[string, unknown]> = [
+    ['DER', big],
+    ['PEM', crlPem(big)],
+    ['PEM in a Buffer', Buffer.from(crlPem(big).replace(/\n/g, '\r\n'))],
+    ['PEM on one line', `-----BEGIN X509 CRL-----${big.toString('base64')}-----END X509 CRL-----`]
+  ]
+  for (const [name, input] of cases) {
+    const list = await RevocationList.load(input as string, 'crl', [caA.cert])
+    t.same(list.check(high), REVOKED, name)
+    t.same(list.check(good), OK, name)
+    t.same(list.checkNames(A_NAMES, '00'), REVOKED, `${name}: serial zero`)
+    t.same(RevocationList.from(input as string, 'crl', [caA.cert]).check(high), REVOKED, `${name}, at once`)
+  }
+  const forged = await RevocationList.load(bigCrl({ issuer, key: impostor.key, count: 60_000 }), 'crl', [caA.cert])
+  t.same(forged.check(good), BAD_SIGNATURE, 'a large CRL signed by another key')
+  const rsa = await RevocationList.load(bigCrl({ issuer: subjectName(caB.cert), key: caB.key, count: 40_000, serials: [leafB.serialNumber] }), 'crl', [caB.cert])
+  t.same(rsa.check(leafB), REVOKED, 'RSA')
+  const ed = await RevocationList.load(bigCrl({ issuer: subjectName(caEd.cert), key: caEd.key, count: 40_000, serials: [leafEd.serialNumber] }), 'crl', [caEd.cert])
+  t.same(ed.check(leafEd), REVOKED, 'Ed25519')
+  t.same(await RevocationList.load(bigCrl({ issuer, key: caA.key, count: 10, nextUpdate: null }), 'crl', [caA.cert]).then((l) => l.check(good, null, Date.UTC(3000, 0))), OK)
+})
+
+t.test('PEM bodies split across slices: padding, whitespace and errors at the boundary', async (t) => {
+  const STEP = 1 << 20
+  // A CRL whose base64 ends in '==' (its length is one more than a multiple of 3).
+  let der = buildCrl({ entries: [entry('0080FF')] })
+  for (let i = 2; der.length % 3 !== 1; i++) der = buildCrl({ entries: [entry('0080FF'), entry(i.toString(16).padStart(2, '0'))] })
+  const b64 = der.toString('base64')
+  t.ok(b64.endsWith('=='))
+  const head = '-----BEGIN X509 CRL-----'
+  // The body starts right after the label; the first slice ends STEP characters later.
+  const split = (body: string, tail: string): string => `${head}${body}${' '.repeat(STEP - body.length)}${tail}-----END X509 CRL-----`
+  t.same(RevocationList.from(split(b64.slice(0, -1), '=\n'), 'crl').check(high), REVOKED, '"=" then "=" in the next slice')
+  t.same(RevocationList.from(split(b64, '\n'), 'crl').check(high), REVOKED, 'padding, then only whitespace')
+  refuses(t, split(b64.slice(0, -1), '=A'), 'crl', /not valid base64/)
+  refuses(t, split(b64, '='), 'crl', /not valid base64/)
+  refuses(t, split(b64.slice(0, -2), '!'), 'crl', /not valid base64/)
+  refuses(t, `${head}${'A!'.repeat(STEP)}`, 'crl', /no END X509 CRL line/)
+  refuses(t, `${head}${'AAAA'.repeat(STEP / 2)}`, 'crl', /no END X509 CRL line/)
+  refuses(t, Buffer.from(`${head}${'AAAA'.repeat(STEP / 2)}`), 'crl', /no END X509 CRL line/)
+})
+
+t.test('serials no index slot holds: negative, over 255 bytes', async (t) => {
+  const long = '7B' + 'AB'.repeat(299)
+  const list = RevocationList.from(buildCrl({ entries: [entry('FF'), entry(long), entry('0080FF')] }), 'crl')
+  t.same(list.checkNames(A_NAMES, '-01'), REVOKED, 'the DER integer FF is -1')
+  t.same(list.checkNames(A_NAMES, long.toLowerCase()), REVOKED)
+  t.same(list.checkNames(A_NAMES, 'CD'.repeat(300)), OK)
+  t.same(list.checkNames(A_NAMES, '80FF'), REVOKED)
+  t.same(list.checkNames(A_NAMES, '-80FF'), OK)
+})
+
+t.test('revocation dates are checked as strictly as any time, without building a Date', async (t) => {
+  const accepted = (value: string, tag = value.length === 13 ? 0x17 : 0x18): string => {
+    try {
+      RevocationList.from(buildCrl({ entries: [seq(int('01'), tlv(tag, Buffer.from(value, 'latin1')))] }), 'crl')
+      return 'ok'
+    } catch (err) {
+      return (err as Error).message.replace(/^.*: /, '')
+    }
+  }
+  const viaReadTime = (value: string, tag = value.length === 13 ? 0x17 : 0x18): string => {
+    try {
+      RevocationList.from(buildCrl({ thisUpdate: tlv(tag, Buffer.from(value, 'latin1')) }), 'crl')
+      return 'ok'
+    } catch (err) {
+      return (err as Error).message.replace(/^.*: /, '').replace('thisUpdate', 'a revocation date')
+    }
+  }
+  const samples = [
+    '260101000000Z', '491231235959Z', '500101000000Z', '000229000000Z', '010229000000Z', '960229120000Z', '970229120000Z',
+    '261301000000Z', '260001000000Z', '260100000000Z', '260132000000Z', '260431000000Z', '260101240000Z', '260101006000Z',
+    '260101000060Z', '2601010000000', '26010100000Z', '260101000000+', 'A60101000000Z', '26010100000AZ',
+    '20260101000000Z', '00500101000000Z', '00990101000000Z', '01000101000000Z', '99991231235959Z', '20000229000000Z',
+    '19000229000000Z', '21000228000000Z', '2026010100000Z', '20260101000000.5Z', '2026010100000 Z'
+  ]
+  for (let i = 0; i < 200; i++) {
+    const digits = Array.from({ length: i % 2 === 0 ? 12 : 14 }, () => String(Math.floor(Math.random() * 10))).join('')
+    samples.push(digits + 'Z')
+  }
+  for (const sample of samples) t.equal(accepted(sample), viaReadTime(sample), sample)
+  t.equal(accepted('260101000000Z', 0x04), viaReadTime('260101000000Z', 0x04), 'another type')
+})
+
+t.test('certificatesOf reads a TLS ca option as Node keeps it, skipping what it cannot read', async (t) => {
+  const pems = caA.cert.toString() + caB.cert.toString()
+  t.equal(certificatesOf(pems).length, 2)
+  t.equal(certificatesOf([pems, caEd.cert.raw, Buffer.from(caA.cert.toString())]).length, 4)
+  t.equal(certificatesOf([Buffer.from('garbage'), '-----BEGIN CERTIFICATE-----AAAA-----END CERTIFICATE-----', '-----BEGIN X', 42, undefined]).length, 0)
+  t.equal(certificatesOf(undefined).length, 0)
 })

@@ -1,7 +1,8 @@
 import t from 'tap'
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { request } from 'undici'
 import { getCorpus } from '../helpers/certs.js'
-import { makeCrl } from '../helpers/crl.js'
+import { bigCrl, makeCrl, subjectName } from '../helpers/crl.js'
 import { clientAgent, rawRequest, startTlsApp } from '../helpers/server.js'
 
 t.test('crl: revoked certificates are refused over direct TLS with CERT_REVOKED', async (t) => {
@@ -103,4 +104,60 @@ t.test('two registrations judge one connection each by their own lists', async (
   t.equal((await request(url + '/lenient', { dispatcher: alice })).statusCode, 200)
   t.equal((await request(url + '/strict', { dispatcher: alice })).statusCode, 401, 'the second registration\'s CRL applies on the same connection')
   t.equal((await request(url + '/lenient', { dispatcher: alice })).statusCode, 200)
+})
+
+t.test('large reloads: the old lists stay in force until each is done, in call order; a failed one keeps them', async (t) => {
+  const corpus = await getCorpus()
+  const intermediate = new X509Certificate(corpus.intermediate.certPem)
+  const key = createPrivateKey(corpus.intermediate.keyPem)
+  const alice = new X509Certificate(corpus.leaves.alice.certPem).serialNumber
+  // Over SYNC_LOAD_BYTES (512 KiB): loaded in slices.
+  const big = (...serials: string[]): Buffer => bigCrl({ issuer: subjectName(intermediate), key, count: 20_000, serials })
+  const Fastify = (await import('fastify')).default
+  const { fastifyClientCert } = await import('../../lib/index.js')
+  const app = Fastify()
+  await app.register(fastifyClientCert, { mode: 'auto', proxy: { preset: 'nginx', trust: '127.0.0.1', ca: corpus.caPem }, crl: makeCrl(corpus.intermediate, []) })
+  app.get('/maybe', { config: { clientCert: { required: false } } }, async (request) => ({ verifyError: request.clientCert?.verifyError }))
+  t.teardown(() => app.close())
+  const verdict = async (): Promise<unknown> => (await app.inject({
+    url: '/maybe',
+    headers: { 'x-ssl-client-cert': encodeURIComponent(corpus.leaves.alice.certPem), 'x-ssl-client-verify': 'SUCCESS' }
+  })).json()
+
+  const first = app.clientCert.reload({ crl: big(alice) })
+  const second = app.clientCert.reload({ crl: null })
+  t.same(await verdict(), { verifyError: null }, 'while they load, the lists loaded before are in force')
+  await Promise.all([first, second])
+  t.same(await verdict(), { verifyError: null }, 'the later reload wins: crl: null')
+
+  await app.clientCert.reload({ crl: big(alice) })
+  t.same(await verdict(), { verifyError: 'CERT_REVOKED' })
+  const keep = app.clientCert.reload({})
+  t.ok(keep instanceof Promise, 'with a large CRL in force, even reload({}) completes later')
+  await keep
+  await app.clientCert.reload({ ca: corpus.caPem })
+  t.same(await verdict(), { verifyError: 'CERT_REVOKED' }, 'omitted lists are kept')
+
+  await t.rejects(app.clientCert.reload({ crl: Buffer.concat([big(), Buffer.from([0])]) }), /reload\.crl: the CRL has unexpected trailing data/)
+  t.same(await verdict(), { verifyError: 'CERT_REVOKED' }, 'a failed reload keeps the lists in force')
+  const pending = app.clientCert.reload({ crl: big() })
+  t.throws(() => app.clientCert.reload({ crl: 42 as never }), /reload\.crl: must be PEM text/, 'the wrong type throws at once, reload pending or not')
+  t.throws(() => app.clientCert.reload({ crl: big(), ca: 'nothing' }), /reload\.ca: /)
+  await pending
+  t.same(await verdict(), { verifyError: null })
+})
+
+t.test('direct TLS: a CRL is checked with the server\'s ca, never with a certificate the client sent', async (t) => {
+  const corpus = await getCorpus()
+  const intermediate = new X509Certificate(corpus.intermediate.certPem)
+  const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
+  const forged = bigCrl({ issuer: subjectName(intermediate), key: stranger, count: 0 })
+  const { app, url } = await startTlsApp({ plugin: { crl: forged } })
+  t.teardown(() => app.close())
+  const bob = await clientAgent('bob')
+  t.teardown(() => bob.close())
+  t.match(await (await request(url + '/maybe', { dispatcher: bob })).body.json(), { clientCert: { verified: false, verifyError: 'CRL_SIGNATURE_FAILURE' } },
+    'the intermediate in the server\'s ca did not sign it')
+  await app.clientCert.reload({ crl: makeCrl(corpus.intermediate, []) })
+  t.match(await (await request(url + '/maybe', { dispatcher: bob })).body.json(), { clientCert: { verified: true } })
 })

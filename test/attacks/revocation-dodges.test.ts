@@ -1,0 +1,144 @@
+// A holder of a revoked certificate, or a client that wants the app to spend its CPU on revocation, tries to
+// get around the CRL: by having only names reach the app, by sending look-alike issuers, or by counting on
+// a large CRL load to freeze the app.
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { X509Certificate, createPrivateKey } from 'node:crypto'
+import { request } from 'undici'
+import { fastifyClientCert, identityFromCertificate, type FastifyClientCertOptions } from '../../lib/index.js'
+import { getCorpus, type LeafName } from '../helpers/certs.js'
+import { bigCrl, lookAlike, makeCrl, subjectName } from '../helpers/crl.js'
+import { clientAgent, startTlsApp } from '../helpers/server.js'
+
+async function proxyApp (options: Partial<FastifyClientCertOptions>): Promise<FastifyInstance> {
+  const app = Fastify() as unknown as FastifyInstance
+  await app.register(fastifyClientCert, { mode: 'proxy', ...options } as FastifyClientCertOptions)
+  app.get('/whoami', async (request) => ({ subject: request.clientCert?.subject }))
+  app.get('/maybe', { config: { clientCert: { required: false } } }, async (request) => ({
+    verified: request.clientCert?.verified ?? null,
+    verifyError: request.clientCert?.verifyError ?? null
+  }))
+  return app
+}
+
+// A proxy that forwards names alone: what Apache's SSL_CLIENT_S_DN / _I_DN / _M_SERIAL give.
+const namesOnly = {
+  trust: '127.0.0.1',
+  headers: {
+    subject: { name: 'x-client-s-dn', encoding: 'dn-rfc4514' as const },
+    issuer: { name: 'x-client-i-dn', encoding: 'dn-rfc4514' as const },
+    serial: { name: 'x-client-serial' },
+    verified: { header: 'x-client-verify', success: ['SUCCESS'] }
+  }
+}
+
+async function nameHeaders (leaf: LeafName, omit: 'issuer' | 'serial' | null = null): Promise<Record<string, string>> {
+  const corpus = await getCorpus()
+  const certificate = new X509Certificate(corpus.leaves[leaf].certPem)
+  const identity = identityFromCertificate(certificate)
+  const headers: Record<string, string> = { 'x-client-s-dn': identity.subject!, 'x-client-verify': 'SUCCESS' }
+  if (omit !== 'issuer') headers['x-client-i-dn'] = identity.issuer!
+  if (omit !== 'serial') headers['x-client-serial'] = identity.serialNumber!
+  return headers
+}
+
+t.test('names-only downgrade: a revoked certificate forwarded as subject, issuer and serial is refused (CERT_REVOKED, 401)', async (t) => {
+  const corpus = await getCorpus()
+  const app = await proxyApp({ proxy: namesOnly, crl: makeCrl(corpus.intermediate, [corpus.leaves.alice.certPath]) })
+  t.teardown(() => app.close())
+  const revoked = await app.inject({ url: '/whoami', headers: await nameHeaders('alice') })
+  t.equal(revoked.statusCode, 401)
+  t.equal(revoked.json().code, 'FST_CLIENT_CERT_INVALID')
+  t.same((await app.inject({ url: '/maybe', headers: await nameHeaders('alice') })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
+  t.equal((await app.inject({ url: '/whoami', headers: await nameHeaders('bob') })).statusCode, 200, 'a certificate not listed passes')
+})
+
+t.test('names-only downgrade: no serial forwarded while a CRL of the issuer is loaded fails closed (UNABLE_TO_GET_CRL)', async (t) => {
+  const corpus = await getCorpus()
+  const app = await proxyApp({ proxy: namesOnly, crl: makeCrl(corpus.intermediate, [corpus.leaves.alice.certPath]) })
+  t.teardown(() => app.close())
+  for (const leaf of ['alice', 'bob'] as const) {
+    t.same((await app.inject({ url: '/maybe', headers: await nameHeaders(leaf, 'serial') })).json(), { verified: false, verifyError: 'UNABLE_TO_GET_CRL' }, leaf)
+    t.equal((await app.inject({ url: '/whoami', headers: await nameHeaders(leaf, 'serial') })).statusCode, 401)
+  }
+})
+
+t.test('names-only downgrade: no issuer forwarded while a CRL is loaded fails closed (UNABLE_TO_GET_CRL)', async (t) => {
+  const corpus = await getCorpus()
+  const app = await proxyApp({ proxy: namesOnly, crl: makeCrl(corpus.intermediate, [corpus.leaves.alice.certPath]) })
+  t.teardown(() => app.close())
+  t.same((await app.inject({ url: '/maybe', headers: await nameHeaders('bob', 'issuer') })).json(), { verified: false, verifyError: 'UNABLE_TO_GET_CRL' })
+})
+
+t.test('look-alike issuers in the forwarded chain neither pick the CRL signer nor change the verdict', async (t) => {
+  const corpus = await getCorpus()
+  const intermediate = new X509Certificate(corpus.intermediate.certPem)
+  const app = await proxyApp({
+    proxy: {
+      trust: '127.0.0.1',
+      ca: corpus.caPem,
+      headers: {
+        cert: { name: 'x-cert', encoding: 'pem-urlencoded' },
+        chain: { name: 'x-chain', encoding: 'pem-urlencoded' },
+        verified: 'present'
+      }
+    },
+    crl: makeCrl(corpus.intermediate, [corpus.leaves.alice.certPath])
+  })
+  t.teardown(() => app.close())
+  const send = async (leaf: LeafName, lookAlikes: X509Certificate[]): Promise<unknown> => (await app.inject({
+    url: '/maybe',
+    headers: {
+      'x-cert': encodeURIComponent(corpus.leaves[leaf].certPem),
+      'x-chain': encodeURIComponent([...lookAlikes.map((c) => c.toString()), corpus.intermediate.certPem].join(''))
+    }
+  })).json()
+  const bob = new X509Certificate(corpus.leaves.bob.certPem)
+  // Each one new: before, each cost a full CRL verification (and past 16, every request did).
+  for (let i = 0; i < 20; i++) {
+    const fake = lookAlike(intermediate, i)
+    t.ok(bob.checkIssued(fake), 'the look-alike passes for the issuer by name')
+    t.same(await send('bob', [fake]), { verified: true, verifyError: null }, `look-alike ${i}: the CRL signed by the trusted intermediate counts`)
+  }
+  t.same(await send('alice', [lookAlike(intermediate, 99)]), { verified: false, verifyError: 'CERT_REVOKED' }, 'and a revoked certificate stays revoked')
+})
+
+t.test('a large CRL loads without freezing the event loop: timers run between its slices, the old list stays in force until then', async (t) => {
+  const corpus = await getCorpus()
+  const intermediate = new X509Certificate(corpus.intermediate.certPem)
+  const alice = new X509Certificate(corpus.leaves.alice.certPem)
+  const key = createPrivateKey(corpus.intermediate.keyPem)
+  const big = bigCrl({ issuer: subjectName(intermediate), key, count: 200_000, serials: [alice.serialNumber] })
+  const { app, url } = await startTlsApp({ plugin: { crl: makeCrl(corpus.intermediate, []) } })
+  t.teardown(() => app.close())
+  const agent = await clientAgent('alice')
+  t.teardown(() => agent.close())
+  t.equal((await request(url + '/whoami', { dispatcher: agent })).statusCode, 200)
+
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 1)
+  const loading = app.clientCert.reload({ crl: big })
+  t.ok(loading instanceof Promise, 'reload() of a large CRL returns a promise')
+  const during = await request(url + '/maybe', { dispatcher: agent })
+  t.match(await during.body.json(), { clientCert: { verified: true } }, 'a request served while it loads: the old list is in force')
+  await loading
+  clearInterval(timer)
+  t.ok(ticks > 0, 'a 1 ms timer ran while the CRL loaded')
+  t.equal((await request(url + '/whoami', { dispatcher: agent })).statusCode, 401, 'the new list is in force once reload() resolves')
+})
+
+t.test('a large CRL given at registration loads in slices too', async (t) => {
+  const corpus = await getCorpus()
+  const intermediate = new X509Certificate(corpus.intermediate.certPem)
+  const alice = new X509Certificate(corpus.leaves.alice.certPem)
+  const big = bigCrl({ issuer: subjectName(intermediate), key: createPrivateKey(corpus.intermediate.keyPem), count: 100_000, serials: [alice.serialNumber] })
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 1)
+  const app = await proxyApp({ proxy: { preset: 'nginx', trust: '127.0.0.1' }, crl: big })
+  clearInterval(timer)
+  t.teardown(() => app.close())
+  t.ok(ticks > 0, 'a 1 ms timer ran while the plugin registered')
+  const headers = (leaf: LeafName): Record<string, string> => ({ 'x-ssl-client-cert': encodeURIComponent(corpus.leaves[leaf].certPem), 'x-ssl-client-verify': 'SUCCESS' })
+  t.same((await app.inject({ url: '/maybe', headers: headers('alice') })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
+  t.same((await app.inject({ url: '/maybe', headers: headers('bob') })).json(), { verified: true, verifyError: null })
+})
