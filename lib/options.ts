@@ -99,6 +99,8 @@ export interface NormalizedProxy {
   preset: Preset
   /** Lower-case names of every header the preset reads. */
   headerNames: ReadonlySet<string>
+  /** certificate headers whose repeated field lines join (RFC 9110 lists) instead of being refused */
+  listHeaderNames: ReadonlySet<string>
   isTrusted: (address: string) => boolean
   secret: { header: string, digest: Buffer } | null
   maxHeaderBytes: number
@@ -285,6 +287,7 @@ function normalizeProxy (value: unknown, mode: ClientCertMode): NormalizedProxy 
   return {
     preset,
     headerNames: new Set(preset.headers),
+    listHeaderNames: new Set(preset.listHeaders ?? []),
     isTrusted: normalizeTrust(value.trust),
     secret: normalizeSecret(value.secret),
     maxHeaderBytes

@@ -21,6 +21,7 @@ export const certificateHeaders: Readonly<Record<string, string>> = Object.freez
   envoy: 'x-forwarded-client-cert',
   traefik: 'x-forwarded-tls-client-cert',
   'aws-alb': 'x-amzn-mtls-clientcert-leaf',
+  'aws-alb-passthrough': 'x-amzn-mtls-clientcert',
   gcp: 'x-client-cert-leaf',
   cloudflare: 'cf-client-cert-der-base64',
   azure: 'x-arr-clientcert',
@@ -170,7 +171,7 @@ function identityFromHeaders (input: Buffer, presetName: string, values: Context
   if (!preset.proxyVerifies && checks.anchors === null) {
     throw new CliError(`the ${presetName} preset forwards certificates the proxy has not verified: give --ca (the plugin requires proxy.ca)`)
   }
-  const proxy: NormalizedProxy = { preset, headerNames: new Set(preset.headers), isTrusted: () => true, secret: null, maxHeaderBytes: MAX_HEADER_BYTES }
+  const proxy: NormalizedProxy = { preset, headerNames: new Set(preset.headers), listHeaderNames: new Set(preset.listHeaders ?? []), isTrusted: () => true, secret: null, maxHeaderBytes: MAX_HEADER_BYTES }
   const raw = headersFrom(input, presetName, listOption(values, 'header'))
   let lookup
   try {

@@ -372,7 +372,9 @@ function haproxy (c: Checked): string {
     '  http-request set-header X-SSL-Client-Cert %[ssl_c_der,base64]',
     '  # 0 means verified, but also no certificate at all: X-SSL-Client-Used (1 or 0) tells them apart.',
     '  http-request set-header X-SSL-Client-Verify %[ssl_c_verify]',
-    '  http-request set-header X-SSL-Client-Used %[ssl_c_used]'
+    '  http-request set-header X-SSL-Client-Used %[ssl_c_used]',
+    '  # The intermediates the client sent, DER back to back, for proxy.ca (empty on resumed sessions).',
+    '  http-request set-header X-SSL-Client-Chain %[ssl_c_chain_der,base64]'
   )
   if (c.secret !== null) {
     lines.push(

@@ -15,6 +15,26 @@ export type CertificateEncoding = 'pem' | 'pem-urlencoded' | 'pem-spaces' | 'der
 export const certificateEncodings: readonly CertificateEncoding[] =
   Object.freeze(['pem', 'pem-urlencoded', 'pem-spaces', 'der-base64', 'rfc9440'])
 
+/**
+ * Encodings of a header holding the leaf followed by its chain, as consecutive PEM blocks (AWS ALB passthrough
+ * `X-Amzn-Mtls-Clientcert`: URL-encoded with `+=/` left raw).
+ */
+export type BundleEncoding = 'pem-chain' | 'pem-urlencoded-chain'
+
+export const bundleEncodings: readonly BundleEncoding[] = Object.freeze(['pem-chain', 'pem-urlencoded-chain'])
+
+/**
+ * Encodings of a header holding further certificates: those of `CertificateEncoding` (see
+ * `decodeCertificateList`) and `der-base64-concatenated`, the DER certificates back to back in one base64 value
+ * (HAProxy `%[ssl_c_chain_der,base64]`).
+ */
+export type ChainEncoding = CertificateEncoding | 'der-base64-concatenated'
+
+export const chainEncodings: readonly ChainEncoding[] = Object.freeze([...certificateEncodings, 'der-base64-concatenated'])
+
+// A chain longer than this is refused: OpenSSL's default verify depth is 100, real chains hold one to three.
+const MAX_CHAIN_CERTIFICATES = 32
+
 const BEGIN = '-----BEGIN CERTIFICATE-----'
 const END = '-----END CERTIFICATE-----'
 
@@ -199,8 +219,10 @@ export function decodeCertificate (value: string, encoding: CertificateEncoding,
  * once decoded), base64 DERs separated by commas (`der-base64`), or an RFC 8941 list (`rfc9440`).
  * A certificate that cannot be decoded fails the whole header, so no position can shift.
  */
-export function decodeCertificateList (value: string, encoding: CertificateEncoding, what = 'certificate chain'): Buffer[] {
+export function decodeCertificateList (value: string, encoding: ChainEncoding, what = 'certificate chain'): Buffer[] {
   switch (encoding) {
+    case 'der-base64-concatenated':
+      return splitConcatenatedDer(decodeBase64(value, what), what)
     case 'pem':
     case 'pem-spaces':
       return dersFromPem(value, what)
@@ -211,6 +233,38 @@ export function decodeCertificateList (value: string, encoding: CertificateEncod
     case 'rfc9440':
       return parseSfBinaryList(value, what).map((der) => assertDerCertificate(der, what))
   }
+}
+
+/** A leaf and its chain from consecutive PEM blocks (`BundleEncoding`): the first block is the leaf. */
+export function decodeBundle (value: string, encoding: BundleEncoding, what = 'certificate'): { der: Buffer, chain: Buffer[] } {
+  const ders = dersFromPem(encoding === 'pem-urlencoded-chain' ? percentDecode(value, what) : value, what)
+  if (ders.length > MAX_CHAIN_CERTIFICATES + 1) throw new CertificateParseError(`${what} holds too many certificates`)
+  return { der: ders[0], chain: ders.slice(1) }
+}
+
+/**
+ * DER certificates back to back, each split off by its own outer length. Every piece must be one whole DER
+ * SEQUENCE (`assertDerCertificate`); bytes that do not divide so are refused, never re-synchronised.
+ */
+function splitConcatenatedDer (bytes: Buffer, what: string): Buffer[] {
+  const ders: Buffer[] = []
+  let pos = 0
+  while (pos < bytes.length) {
+    if (ders.length === MAX_CHAIN_CERTIFICATES) throw new CertificateParseError(`${what} holds too many certificates`)
+    if (bytes.length - pos < 2 || bytes[pos] !== 0x30) throw new CertificateParseError(`${what} is not a DER SEQUENCE`)
+    const first = bytes[pos + 1]
+    let size = 2 + first
+    if (first >= 0x80) {
+      const n = first & 0x7f
+      if (n === 0 || n > 4 || bytes.length - pos < 2 + n) throw new CertificateParseError(`${what} has an invalid DER length`)
+      size = 2 + n + bytes.readUIntBE(pos + 2, n)
+    }
+    if (bytes.length - pos < size) throw new CertificateParseError(`${what} is truncated`)
+    ders.push(assertDerCertificate(bytes.subarray(pos, pos + size), what))
+    pos += size
+  }
+  // decodeBase64 refuses an empty value, so there is at least one certificate here.
+  return ders
 }
 
 function trimOws (text: string): string {

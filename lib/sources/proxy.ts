@@ -164,9 +164,15 @@ export class ProxySource {
       const ours = this.#proxy.headerNames.has(name)
       if (!ours && name !== secretHeader) continue
       values ??= new Map()
-      // Node joins repeated headers into one value; a repeated certificate header is an attack or a misconfiguration.
-      if (values.has(name)) throw new ClientCertBadHeaderError()
-      values.set(name, rawHeaders[i + 1])
+      if (!values.has(name)) {
+        values.set(name, rawHeaders[i + 1])
+      } else if (this.#proxy.listHeaderNames.has(name)) {
+        // RFC 9110 §5.3: field lines of a list mean their comma-joined value.
+        values.set(name, `${values.get(name)!}, ${rawHeaders[i + 1]}`)
+      } else {
+        // Any other repeated certificate header is an attack or a misconfiguration: never pick one of them.
+        throw new ClientCertBadHeaderError()
+      }
       if (ours) certificateHeaders = true
     }
     return certificateHeaders ? values : null

@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import {
-  assertDerCertificate, certificateEncodings, checkFingerprint, decodeBase64, decodeCertificate, decodeCertificateList,
+  assertDerCertificate, bundleEncodings, certificateEncodings, chainEncodings, checkFingerprint, decodeBase64, decodeBundle, decodeCertificate, decodeCertificateList,
   derFromBase64, derFromPem, dersFromPem, fingerprint256Of, parseSfBinary, parseSfBinaryList, percentDecode, presentValue
 } from '../../lib/codecs/cert-encodings.js'
 import { CertificateParseError } from '../../lib/codecs/parse-error.js'
@@ -184,6 +184,35 @@ t.test('decodeCertificate and decodeCertificateList for every encoding', async (
   refuses(t, () => decodeCertificateList(`AAAA,${sanB64}`, 'der-base64'), 'an unparseable first certificate fails the list')
   refuses(t, () => decodeCertificateList(`${aliceB64},AAAA`, 'der-base64'), 'and so does a later one')
   refuses(t, () => decodeCertificate('%zz', 'pem-urlencoded'), 'malformed URL-encoding')
+})
+
+t.test('der-base64-concatenated: DER certificates back to back (HAProxy ssl_c_chain_der), split by their own lengths', async (t) => {
+  t.same(chainEncodings, [...certificateEncodings, 'der-base64-concatenated'])
+  const both = Buffer.concat([alice.raw, san.raw])
+  t.same(decodeCertificateList(both.toString('base64'), 'der-base64-concatenated'), [alice.raw, san.raw], 'two')
+  t.same(decodeCertificateList(aliceB64, 'der-base64-concatenated'), [alice.raw], 'one')
+  refuses(t, () => decodeCertificateList(both.subarray(0, both.length - 1).toString('base64'), 'der-base64-concatenated'), 'the last certificate truncated')
+  refuses(t, () => decodeCertificateList(Buffer.concat([both, Buffer.from([0x30])]).toString('base64'), 'der-base64-concatenated'), 'a lone trailing byte')
+  refuses(t, () => decodeCertificateList(Buffer.concat([both, Buffer.from([0x02, 0x01, 0x00])]).toString('base64'), 'der-base64-concatenated'), 'trailing bytes that are no SEQUENCE')
+  refuses(t, () => decodeCertificateList(Buffer.from([0x30, 0x80, 0x00, 0x00]).toString('base64'), 'der-base64-concatenated'), 'an indefinite length')
+  refuses(t, () => decodeCertificateList(Buffer.from([0x30, 0x85, 1, 0, 0, 0, 0]).toString('base64'), 'der-base64-concatenated'), 'five length octets')
+  refuses(t, () => decodeCertificateList(Buffer.from([0x30, 0x82, 0x01]).toString('base64'), 'der-base64-concatenated'), 'length octets cut short')
+  refuses(t, () => decodeCertificateList(Buffer.from([0x30, 0x81, 0x05, 1, 2, 3, 4, 5]).toString('base64'), 'der-base64-concatenated'), 'a non-minimal length inside')
+  refuses(t, () => decodeCertificateList('', 'der-base64-concatenated'), 'nothing')
+  refuses(t, () => decodeCertificateList(Buffer.concat(Array.from({ length: 33 }, () => alice.raw)).toString('base64'), 'der-base64-concatenated'), 'more than 32 certificates')
+  t.same(decodeCertificateList(Buffer.concat(Array.from({ length: 32 }, () => alice.raw)).toString('base64'), 'der-base64-concatenated').length, 32, '32 certificates')
+})
+
+t.test('pem-chain and pem-urlencoded-chain: the leaf, then its chain', async (t) => {
+  t.same(bundleEncodings, ['pem-chain', 'pem-urlencoded-chain'])
+  const alb = (pem: string): string => encodeURIComponent(pem).replace(/%2B/g, '+').replace(/%3D/g, '=').replace(/%2F/g, '/')
+  t.same(decodeBundle(alb(alicePem + sanPem), 'pem-urlencoded-chain'), { der: alice.raw, chain: [san.raw] }, 'AWS ALB passthrough form')
+  t.same(decodeBundle(alb(alicePem), 'pem-urlencoded-chain'), { der: alice.raw, chain: [] }, 'a leaf alone')
+  t.same(decodeBundle((alicePem + sanPem).replaceAll('\n', ' '), 'pem-chain'), { der: alice.raw, chain: [san.raw] }, 'PEM with spaces')
+  refuses(t, () => decodeBundle('', 'pem-chain'), 'nothing')
+  refuses(t, () => decodeBundle(alicePem + 'x', 'pem-chain'), 'text after the blocks')
+  refuses(t, () => decodeBundle(alicePem.repeat(34), 'pem-chain'), 'more than a leaf and 32')
+  t.equal(decodeBundle(alicePem.repeat(33), 'pem-chain').chain.length, 32, 'a leaf and 32')
 })
 
 t.test('fingerprints', async (t) => {

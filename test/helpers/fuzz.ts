@@ -319,7 +319,9 @@ const builders: Record<string, (input: CertInput, rng: Rng) => Built> = {
         headers: [
           ['X-SSL-Client-Cert', b64(input.der)],
           ['X-SSL-Client-Verify', input.status === 'success' ? '0' : rng.pick(['10', '20', '21'])],
-          ['X-SSL-Client-Used', '1']
+          ['X-SSL-Client-Used', '1'],
+          // %[ssl_c_chain_der,base64]: the intermediates back to back
+          ['X-SSL-Client-Chain', input.chain.length > 0 && rng.chance(0.6) ? b64(Buffer.concat(input.chain)) : '']
         ],
         whole: true,
         said: input.status
@@ -374,6 +376,10 @@ const builders: Record<string, (input: CertInput, rng: Rng) => Built> = {
     }
     return { headers, whole: leaf, said: status }
   },
+  'aws-alb-passthrough': (input, rng) => ({
+    headers: [['X-Amzn-Mtls-Clientcert', [input.der, ...(rng.chance(0.6) ? input.chain : [])].map(albEscape).join('')]],
+    whole: true
+  }),
   cloudflare: (input, rng) => {
     const headers: Header[] = [['Cf-Client-Cert-Der-Base64', b64(input.der)]]
     if (rng.chance(0.8)) headers.push(['Cf-Client-Cert-Sha256', sha256(input.der).toString('hex')])
@@ -449,6 +455,7 @@ const CONFIGS: Record<string, readonly Config[]> = {
   rfc9440: ['trust', 'ca', 'trust+crl'],
   cloudflare: ['ca'],
   azure: ['ca'],
+  'aws-alb-passthrough': ['ca'],
   'custom-rfc9440': ['ca'],
   'custom-names-only': ['trust'],
   'custom-xfcc': ['trust']

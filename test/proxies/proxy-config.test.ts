@@ -35,7 +35,7 @@ t.test('each proxy sets exactly the certificate headers its preset reads, with t
   const values: Record<ProxyKind, Record<string, string>> = {
     nginx: { 'x-ssl-client-cert': '$ssl_client_escaped_cert;', 'x-ssl-client-verify': '$ssl_client_verify;' },
     apache: { 'x-ssl-client-cert': '"%{SSL_CLIENT_CERT}s"', 'x-ssl-client-verify': '"%{SSL_CLIENT_VERIFY}s"' },
-    haproxy: { 'x-ssl-client-cert': '%[ssl_c_der,base64]', 'x-ssl-client-verify': '%[ssl_c_verify]', 'x-ssl-client-used': '%[ssl_c_used]' },
+    haproxy: { 'x-ssl-client-cert': '%[ssl_c_der,base64]', 'x-ssl-client-verify': '%[ssl_c_verify]', 'x-ssl-client-used': '%[ssl_c_used]', 'x-ssl-client-chain': '%[ssl_c_chain_der,base64]' },
     caddy: { 'x-ssl-client-cert': '{http.request.tls.client.certificate_der_base64}' }
   }
   for (const kind of proxyKinds) {

@@ -62,14 +62,14 @@ const albEncode = (pem: string): string =>
   encodeURIComponent(pem).replaceAll('%2B', '+').replaceAll('%3D', '=').replaceAll('%2F', '/')
 
 t.test('registry', async (t) => {
-  t.same(presetNames, ['nginx', 'apache', 'haproxy', 'caddy', 'envoy', 'traefik', 'aws-alb', 'gcp', 'cloudflare', 'azure', 'rfc9440'])
+  t.same(presetNames, ['nginx', 'apache', 'haproxy', 'caddy', 'envoy', 'traefik', 'aws-alb', 'aws-alb-passthrough', 'gcp', 'cloudflare', 'azure', 'rfc9440'])
   t.ok(Object.isFrozen(presetNames))
   for (const name of presetNames) {
     const p = preset(name)
     t.equal(p.name, name)
     t.ok(Object.isFrozen(p) && Object.isFrozen(p.headers), `${name} is frozen`)
     t.ok(p.headers.length > 0 && p.headers.every((h) => h === h.toLowerCase()), `${name} lists lower-case headers`)
-    t.equal(p.proxyVerifies, name !== 'cloudflare' && name !== 'azure', `${name} proxyVerifies`)
+    t.equal(p.proxyVerifies, !['cloudflare', 'azure', 'aws-alb-passthrough'].includes(name), `${name} proxyVerifies`)
     t.equal(decode(p, {}), null, `${name}: no headers, no certificate`)
   }
   for (const name of ['NGINX', 'custom', '__proto__', 'constructor', 'toString', '']) t.equal(getPreset(name), undefined, name)
@@ -428,7 +428,7 @@ t.test('custom mapping: validation names the option', async (t) => {
   invalid({ cert, verified: 'present', extra: 1 }, 'proxy.headers.extra', /allowed: cert, chain/)
   invalid({ verified: 'present' }, 'proxy.headers', /needs cert .* or subject/)
   invalid({ cert: 'x-cert', verified: 'present' }, 'proxy.headers.cert')
-  invalid({ cert: { name: 'x-cert' }, verified: 'present' }, 'proxy.headers.cert.encoding', /must be one of pem, pem-urlencoded, pem-spaces, der-base64, rfc9440, xfcc/)
+  invalid({ cert: { name: 'x-cert' }, verified: 'present' }, 'proxy.headers.cert.encoding', /must be one of pem, pem-urlencoded, pem-spaces, der-base64, rfc9440, pem-chain, pem-urlencoded-chain, xfcc/)
   invalid({ cert: { name: 'x-cert', encoding: 'base64' }, verified: 'present' }, 'proxy.headers.cert.encoding')
   invalid({ cert: { name: 'x cert', encoding: 'pem' }, verified: 'present' }, 'proxy.headers.cert.name')
   invalid({ cert: { name: '', encoding: 'pem' }, verified: 'present' }, 'proxy.headers.cert.name')

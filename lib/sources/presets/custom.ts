@@ -1,5 +1,6 @@
 import {
-  certificateEncodings, checkFingerprint, decodeCertificate, decodeCertificateList, presentValue, type CertificateEncoding
+  bundleEncodings, certificateEncodings, chainEncodings, checkFingerprint, decodeBundle, decodeCertificate, decodeCertificateList,
+  presentValue, type BundleEncoding, type CertificateEncoding, type ChainEncoding
 } from '../../codecs/cert-encodings.js'
 import { ClientCertInvalidOptionError } from '../../errors.js'
 import { normalizeFingerprint256, normalizeSerial } from '../../codecs/fingerprint.js'
@@ -21,8 +22,8 @@ const SLASH_DN = new Set(['dn-haproxy', 'dn-slash', 'dn-oneline-unescaped'])
 interface Field<E extends string> { name: string, encoding: E }
 
 interface NormalizedMapping {
-  cert?: Field<CertificateEncoding | 'xfcc'>
-  chain?: Field<CertificateEncoding>
+  cert?: Field<CertificateEncoding | BundleEncoding | 'xfcc'>
+  chain?: Field<ChainEncoding>
   subject?: Field<'dn-rfc4514' | 'dn-legacy'>
   issuer?: Field<'dn-rfc4514' | 'dn-legacy'>
   serial?: Field<'hex' | 'decimal'>
@@ -88,8 +89,8 @@ function normalize (mapping: unknown): NormalizedMapping {
   checkKeys(mapping, MAPPING_KEYS, OPTION)
   if (mapping.verified === undefined) fail(`${OPTION}.verified`, 'is required: say how the proxy reports verification (a status header, \'present\' or \'never\')')
   const m: NormalizedMapping = { verified: verifiedMapping(mapping.verified) }
-  if (mapping.cert !== undefined) m.cert = field(mapping.cert, `${OPTION}.cert`, [...certificateEncodings, 'xfcc'])
-  if (mapping.chain !== undefined) m.chain = field(mapping.chain, `${OPTION}.chain`, certificateEncodings)
+  if (mapping.cert !== undefined) m.cert = field(mapping.cert, `${OPTION}.cert`, [...certificateEncodings, ...bundleEncodings, 'xfcc'])
+  if (mapping.chain !== undefined) m.chain = field(mapping.chain, `${OPTION}.chain`, chainEncodings)
   if (mapping.subject !== undefined) m.subject = field(mapping.subject, `${OPTION}.subject`, DN_ENCODINGS)
   if (mapping.issuer !== undefined) m.issuer = field(mapping.issuer, `${OPTION}.issuer`, DN_ENCODINGS)
   if (mapping.serial !== undefined) m.serial = field(mapping.serial, `${OPTION}.serial`, SERIAL_ENCODINGS, 'hex')
@@ -101,6 +102,9 @@ function normalize (mapping: unknown): NormalizedMapping {
 
   if (m.cert === undefined && m.subject === undefined) fail(OPTION, 'needs cert (the whole certificate) or subject')
   if (m.chain !== undefined && m.cert === undefined) fail(`${OPTION}.chain`, 'needs cert')
+  if (m.chain !== undefined && (bundleEncodings as readonly string[]).includes(m.cert!.encoding)) {
+    fail(`${OPTION}.chain`, `cannot be combined with cert encoding '${m.cert!.encoding}': that header carries the chain`)
+  }
   if (m.issuer !== undefined && m.subject === undefined) fail(`${OPTION}.issuer`, 'needs subject')
   if (m.serial !== undefined && m.subject === undefined) fail(`${OPTION}.serial`, 'needs subject')
   if (m.cert?.encoding === 'xfcc') {
@@ -133,10 +137,13 @@ export function createCustomPreset (mapping: CustomHeaderMapping, xfcc?: Normali
   if (xfcc !== undefined && m.cert?.encoding !== 'xfcc') fail('proxy.xfcc', 'applies to preset \'envoy\' or to proxy.headers.cert with encoding \'xfcc\'')
   const xfccOptions = xfcc ?? defaultXfcc
   const headers = Object.freeze(headerNames(m))
+  // A chain of comma-separated members is an RFC 9110 list, which may arrive over several field lines.
+  const listHeaders = m.chain !== undefined && (m.chain.encoding === 'der-base64' || m.chain.encoding === 'rfc9440') ? [m.chain.name] : []
 
   return Object.freeze({
     name: 'custom',
     headers,
+    listHeaders: Object.freeze(listHeaders),
     proxyVerifies: m.verified !== 'never',
     decode (read: HeaderRead): ForwardedCert | null {
       const cert = take(m.cert, read)
@@ -152,6 +159,10 @@ export function createCustomPreset (mapping: CustomHeaderMapping, xfcc?: Normali
         const { encoding } = cert.field
         if (encoding === 'xfcc') {
           result = decodeXfccValue(cert.value, xfccOptions)
+        } else if (encoding === 'pem-chain' || encoding === 'pem-urlencoded-chain') {
+          const bundle = decodeBundle(cert.value, encoding)
+          result = forwarded(bundle.der, bundle.chain, true, null)
+          if (fingerprint !== undefined) checkFingerprint(bundle.der, fingerprint.value, 'certificate fingerprint')
         } else {
           const der = decodeCertificate(cert.value, encoding)
           result = forwarded(der, chain === undefined ? [] : decodeCertificateList(chain.value, chain.field.encoding), true, null)

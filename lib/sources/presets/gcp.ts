@@ -56,6 +56,8 @@ function base64List (value: string, what: string): string[] {
 export const gcp: Preset = Object.freeze({
   name: 'gcp',
   headers: Object.freeze([PRESENT, CHAIN_VERIFIED, ERROR, HASH, SERIAL, SPIFFE, URI_SANS, DNS_SANS, NOT_BEFORE, NOT_AFTER, LEAF, CHAIN]),
+  // client_cert_chain is a list of byte sequences: several field lines of it mean their comma-joined value.
+  listHeaders: Object.freeze([CHAIN]),
   proxyVerifies: true,
   decode (read: HeaderRead): ForwardedCert | null {
     const present = presentValue(read(PRESENT))

@@ -1,6 +1,6 @@
 // The presets: per proxy, which headers carry the certificate and its verify status, and how to decode them.
 import { apache } from './apache.js'
-import { awsAlb } from './aws-alb.js'
+import { awsAlb, awsAlbPassthrough } from './aws-alb.js'
 import { azure } from './azure.js'
 import { caddy } from './caddy.js'
 import { cloudflare } from './cloudflare.js'
@@ -13,7 +13,7 @@ import { traefik } from './traefik.js'
 import type { Preset } from './types.js'
 
 const presets: ReadonlyMap<string, Preset> = new Map(
-  [nginx, apache, haproxy, caddy, envoy, traefik, awsAlb, gcp, cloudflare, azure, rfc9440].map((preset) => [preset.name, preset])
+  [nginx, apache, haproxy, caddy, envoy, traefik, awsAlb, awsAlbPassthrough, gcp, cloudflare, azure, rfc9440].map((preset) => [preset.name, preset])
 )
 
 /** Names `proxy.preset` accepts. */

@@ -16,6 +16,8 @@ const CHAIN = 'client-cert-chain'
 export const rfc9440: Preset = Object.freeze({
   name: 'rfc9440',
   headers: Object.freeze([CERT, CHAIN]),
+  // Client-Cert-Chain is a List (RFC 8941), which may arrive split over field lines; Client-Cert is an Item.
+  listHeaders: Object.freeze([CHAIN]),
   proxyVerifies: true,
   decode (read: HeaderRead): ForwardedCert | null {
     const cert = presentValue(read(CERT))

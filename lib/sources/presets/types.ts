@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto'
-import type { CertificateEncoding } from '../../codecs/cert-encodings.js'
+import type { BundleEncoding, CertificateEncoding, ChainEncoding } from '../../codecs/cert-encodings.js'
 import type { RDN } from '../../codecs/dn.js'
 import type { SubjectAltNames } from '../../codecs/san.js'
 
@@ -38,6 +38,11 @@ export interface Preset {
   readonly name: string
   /** every header name the preset reads, lower-case: from an untrusted source any of them is refused */
   readonly headers: readonly string[]
+  /**
+   * the headers among `headers` that are lists (RFC 9110 §5.3): several field lines of one is their comma-joined
+   * value, as RFC 9440 `Client-Cert-Chain` may arrive. Every other certificate header repeated is refused.
+   */
+  readonly listHeaders?: readonly string[]
   /** false: the proxy forwards certificates it has not verified, so registration requires proxy.ca */
   readonly proxyVerifies: boolean
   /** null = no certificate; malformed or contradictory headers → CertificateParseError */
@@ -54,17 +59,23 @@ export interface CertHeaderMapping {
    * - `pem-spaces`: PEM whose line breaks became spaces (Apache `%{SSL_CLIENT_CERT}s`)
    * - `der-base64`: base64 of the DER (HAProxy `%[ssl_c_der,base64]`, Caddy `certificate_der_base64`)
    * - `rfc9440`: RFC 9440 `:base64:` byte sequence
+   * - `pem-chain`, `pem-urlencoded-chain`: the leaf and then its chain, as consecutive PEM blocks (AWS ALB
+   *   passthrough `X-Amzn-Mtls-Clientcert`); the chain is then available to `proxy.ca` (not with `chain`)
    * - `xfcc`: Envoy XFCC, read as for preset `envoy` (see `XfccOptions`): `Cert`/`Chain`, else `Subject`,
    *   `URI`, `DNS`, `Hash`
    */
-  encoding: CertificateEncoding | 'xfcc'
+  encoding: CertificateEncoding | BundleEncoding | 'xfcc'
 }
 
 /** A header holding further certificates of the client's chain, leaf excluded. */
 export interface ChainHeaderMapping {
   name: string
-  /** as for `cert`; `pem*`: consecutive PEM blocks; `der-base64`: comma-separated; `rfc9440`: a structured-field list */
-  encoding: CertificateEncoding
+  /**
+   * as for `cert`; `pem*`: consecutive PEM blocks; `der-base64`: comma-separated; `rfc9440`: a structured-field
+   * list; `der-base64-concatenated`: the DER certificates back to back in one base64 value (HAProxy
+   * `%[ssl_c_chain_der,base64]`). `der-base64` and `rfc9440` are lists: the header may arrive as several lines.
+   */
+  encoding: ChainEncoding
 }
 
 /** A header holding a distinguished name. Raw UTF-8 in the value is handled. */
