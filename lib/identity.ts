@@ -1,8 +1,9 @@
 import { X509Certificate } from 'node:crypto'
-import { formatDN, parseNodeDN, type RDN } from './codecs/dn.js'
+import { formatDN, type RDN } from './codecs/dn.js'
 import { CertificateParseError } from './codecs/parse-error.js'
 import { parseNodeSAN, type SubjectAltNames } from './codecs/san.js'
 import { spiffeIdFromUris } from './codecs/spiffe.js'
+import { certificateNames } from './codecs/x509-names.js'
 
 /** Where the certificate reached the app from. */
 export type IdentitySource = 'tls' | 'proxy'
@@ -96,8 +97,10 @@ function toCertificate (input: string | Buffer | X509Certificate): X509Certifica
 /** Reads every certificate-derived field once; the result is frozen and safe to share and cache. */
 export function certificateFields (input: string | Buffer | X509Certificate): CertificateFields {
   const certificate = toCertificate(input)
-  const subjectRDNs = freezeRDNs(parseNodeDN(certificate.subject))
-  const issuerRDNs = freezeRDNs(parseNodeDN(certificate.issuer))
+  // From the DER, not Node's text: that prints a value of a non-string type as if it were text.
+  const names = certificateNames(certificate.raw)
+  const subjectRDNs = freezeRDNs(names.subject)
+  const issuerRDNs = freezeRDNs(names.issuer)
   const san = freezeSan(parseNodeSAN(certificate.subjectAltName))
   return Object.freeze({
     subject: formatDN(subjectRDNs),

@@ -159,9 +159,10 @@ function decodeUCS (bytes: Uint8Array, width: 2 | 4): string {
 /**
  * RFC 4514 hexstring: one BER-encoded value (a single primitive definite-length TLV, nothing after it). Character
  * strings are decoded as OpenSSL prints them: UTF8String as UTF-8, BMPString and UniversalString as UCS,
- * the one-byte types as Latin-1. OCTET STRING, VideotexString and GraphicString are printed by OpenSSL as
- * their DER (`#…`), so they stay that: `der` is true and the value is the upper-case hex. Anything else
- * (another tag, a constructed form, an indefinite length, a length that does not fit) is refused.
+ * the one-byte types (and UTCTime, GeneralizedTime) as Latin-1. Every other primitive universal type (OCTET
+ * STRING, VideotexString, GraphicString, ObjectDescriptor …) OpenSSL prints as its DER (`#…`), so it stays
+ * that: `der` is true and the value is the upper-case hex, as lib/codecs/x509-names.ts reads a certificate.
+ * A constructed or non-universal tag, an indefinite length or a length that does not fit is refused.
  */
 function decodeBER (input: string, start: number, end: number): { value: string, der: boolean } {
   if ((end - start) % 2 !== 0) fail('odd number of hex digits')
@@ -189,6 +190,8 @@ function decodeBER (input: string, start: number, end: number): { value: string,
     case 0x13: // PrintableString
     case 0x14: // T61String: OpenSSL and Node show it as Latin-1, so do we
     case 0x16: // IA5String
+    case 0x17: // UTCTime and GeneralizedTime: OpenSSL prints their characters
+    case 0x18:
     case 0x1a: // VisibleString
     case 0x1b: // GeneralString
       // One byte a character, as OpenSSL prints them; the charsets are not policed.
@@ -197,12 +200,11 @@ function decodeBER (input: string, start: number, end: number): { value: string,
       return { value: decodeUCS(content, 2), der: false }
     case 0x1c: // UniversalString
       return { value: decodeUCS(content, 4), der: false }
-    case 0x04: // OCTET STRING
-    case 0x15: // VideotexString
-    case 0x19: // GraphicString
-      return { value: '#' + input.slice(start, end).toUpperCase(), der: true }
     default:
-      fail('unsupported BER value type')
+      // Any other primitive universal type (OCTET STRING, INTEGER, ObjectDescriptor, …) OpenSSL prints as its DER;
+      // a constructed or non-universal one is no attribute value a certificate name holds.
+      if (tag >= 0x1f || tag === 0) fail('unsupported BER value type')
+      return { value: '#' + input.slice(start, end).toUpperCase(), der: true }
   }
 }
 

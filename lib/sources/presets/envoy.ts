@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { checkFingerprint, derFromPem, dersFromPem, percentDecode, presentValue } from '../../codecs/cert-encodings.js'
-import { dnEquals, parseNodeDN } from '../../codecs/dn.js'
+import { dnEquals } from '../../codecs/dn.js'
+import { certificateNames } from '../../codecs/x509-names.js'
 import { CertificateParseError } from '../../codecs/parse-error.js'
 import { spiffeIdFromUris } from '../../codecs/spiffe.js'
 import { parseNodeSAN } from '../../codecs/san.js'
@@ -60,7 +61,7 @@ function fromCertificate (element: XfccElement): ForwardedCert {
     // The names Envoy wrote beside the certificate were read out of it: any difference is text a SAN
     // smuggled into the element, so the element is refused rather than partly believed.
     const certificate = new X509Certificate(leaf)
-    if (element.subject !== undefined && !dnEquals(dnFromHeader(element.subject, 'dn-rfc4514'), parseNodeDN(certificate.subject))) {
+    if (element.subject !== undefined && !dnEquals(dnFromHeader(element.subject, 'dn-rfc4514'), certificateNames(leaf).subject)) {
       throw new CertificateParseError('XFCC Subject does not match the forwarded certificate')
     }
     const san = parseNodeSAN(certificate.subjectAltName)

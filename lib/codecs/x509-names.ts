@@ -1,0 +1,100 @@
+import { attributeTypeByOID } from './oids.js'
+import { Cursor, OID, SEQUENCE, SET, CONTEXT_0, decodeString, fail, type Tlv } from './der.js'
+import type { DNAttribute, RDN } from './dn.js'
+
+/**
+ * A certificate's subject and issuer read from its DER, value types included. Node's text rendering of a
+ * name prints a value of a type that is no character string (an ObjectDescriptor, a BIT STRING, an OCTET
+ * STRING …) as its raw bytes, so `CN` of type 7 holding `alice` would read as the text `alice`; OpenSSL's RFC
+ * 2253 output, which the identity follows, prints such a value as `#` and its DER. Reading the DER keeps the
+ * two apart: character strings are decoded as OpenSSL prints them, anything else becomes a `der` value.
+ */
+export interface CertificateNames {
+  subject: RDN[]
+  issuer: RDN[]
+}
+
+/** Both names of a DER certificate, in RFC 4514 order (most specific RDN first, a multi-valued RDN reversed). */
+export function certificateNames (der: Buffer): CertificateNames {
+  const top = new Cursor(der, 0, der.length)
+  const certificate = top.into(top.read(SEQUENCE, 'the certificate'))
+  const tbs = certificate.into(certificate.read(SEQUENCE, 'the certificate body'))
+  tbs.optional(CONTEXT_0, 'the version')
+  tbs.any('the serial number')
+  tbs.read(SEQUENCE, 'the signature algorithm')
+  const issuer = readName(tbs, tbs.read(SEQUENCE, 'the issuer'))
+  tbs.read(SEQUENCE, 'the validity')
+  const subject = readName(tbs, tbs.read(SEQUENCE, 'the subject'))
+  return { subject, issuer }
+}
+
+function readName (c: Cursor, name: Tlv): RDN[] {
+  const rdns: RDN[] = []
+  const sequence = c.into(name)
+  while (!sequence.done) {
+    const set = sequence.into(sequence.read(SET, 'a name component'))
+    const rdn: RDN = []
+    while (!set.done) {
+      const ava = set.into(set.read(SEQUENCE, 'a name attribute'))
+      const oid = oidText(ava, ava.read(OID, 'a name attribute type'))
+      const value = ava.any('a name attribute value')
+      ava.finish('a name attribute')
+      rdn.push(attribute(oid, ava.buf, value))
+    }
+    if (rdn.length === 0) fail('a name component is empty')
+    rdns.push(rdn.reverse())
+  }
+  return rdns.reverse()
+}
+
+const HEX = '0123456789ABCDEF'
+const SURROGATE = /[\ud800-\udfff]/
+
+function attribute (oid: string, buf: Buffer, value: Tlv): DNAttribute {
+  const type = attributeTypeByOID(oid)?.name ?? oid
+  const text = printedString(buf, value)
+  if (text !== null) return { type, oid, value: text }
+  let hex = '#'
+  for (let i = value.start; i < value.end; i++) hex += HEX[buf[i]! >> 4]! + HEX[buf[i]! & 15]!
+  return { type, oid, value: hex, der: true }
+}
+
+/** The value as OpenSSL prints a string type (ASN1_STRFLGS_UTF8_CONVERT), or null for a type it dumps. */
+function printedString (buf: Buffer, value: Tlv): string | null {
+  switch (value.tag) {
+    case 0x17: // UTCTime and GeneralizedTime: OpenSSL prints their characters, one byte each
+    case 0x18:
+      return buf.toString('latin1', value.contentStart, value.end)
+    case 0x1e: { // BMPString: UCS-2, which has no surrogates; OpenSSL would print one as invalid UTF-8
+      const text = decodeString(buf, value)!
+      if (SURROGATE.test(text)) fail('a BMPString holds a surrogate')
+      return text
+    }
+    default:
+      return decodeString(buf, value)
+  }
+}
+
+/** Dotted text of an OBJECT IDENTIFIER's content, refusing non-minimal sub-identifiers. */
+function oidText (c: Cursor, tlv: Tlv): string {
+  const { buf } = c
+  if (tlv.end === tlv.contentStart) fail('an attribute type is empty')
+  const arcs: number[] = []
+  let arc = 0
+  let fresh = true
+  for (let i = tlv.contentStart; i < tlv.end; i++) {
+    const byte = buf[i]!
+    if (fresh && byte === 0x80) fail('an attribute type has a non-minimal sub-identifier')
+    if (arc > 0x1fffffffffff) fail('an attribute type has a sub-identifier too large')
+    arc = arc * 128 + (byte & 0x7f)
+    fresh = (byte & 0x80) === 0
+    if (fresh) {
+      arcs.push(arc)
+      arc = 0
+    }
+  }
+  if (!fresh) fail('an attribute type is truncated')
+  const first = arcs[0]!
+  const head = first < 40 ? [0, first] : first < 80 ? [1, first - 40] : [2, first - 80]
+  return [...head, ...arcs.slice(1)].join('.')
+}
