@@ -189,6 +189,23 @@ export function decide (state: State, policy: RoutePolicy, identity: ClientCertI
   return runHooks(state, identity, request)
 }
 
+/**
+ * What a throwing `authorize` / `resolveUser` answers: an error that carries a 4xx `statusCode` (sensible's
+ * `httpErrors`, `@fastify/error`, `http-errors`) is the hook's own answer, sent as it is; anything else is a
+ * static 500 whose `cause` is the original error (for a `setErrorHandler`), never its message.
+ */
+function hookFailure (request: FastifyRequest, error: unknown, identity: ClientCertIdentity, hook: string): Error {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode
+  if (error instanceof Error && typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 499) {
+    request.log.info({ clientCert: describe(identity), statusCode: status }, `${hook} refused the request`)
+    return error
+  }
+  request.log.error({ err: error, clientCert: describe(identity) }, `${hook} threw: request refused`)
+  const internal = new ClientCertInternalError()
+  internal.cause = error
+  return internal
+}
+
 async function runHooks (state: State, identity: ClientCertIdentity, request: FastifyRequest): Promise<Error | null> {
   const { authorize, resolveUser } = state.settings
   if (authorize !== null) {
@@ -196,8 +213,7 @@ async function runHooks (state: State, identity: ClientCertIdentity, request: Fa
     try {
       admitted = await authorize(identity, request)
     } catch (error) {
-      request.log.error({ err: error, clientCert: describe(identity) }, 'authorize threw: request refused')
-      return new ClientCertInternalError()
+      return hookFailure(request, error, identity, 'authorize')
     }
     if (admitted !== true) {
       request.log.info({ clientCert: describe(identity) }, 'client certificate refused by authorize')
@@ -209,8 +225,7 @@ async function runHooks (state: State, identity: ClientCertIdentity, request: Fa
     try {
       user = await state.users.resolve(identity, async function loadUser () { return await resolveUser(identity, request) })
     } catch (error) {
-      request.log.error({ err: error, clientCert: describe(identity) }, 'resolveUser threw: request refused')
-      return new ClientCertInternalError()
+      return hookFailure(request, error, identity, 'resolveUser')
     }
     // Any falsy result refuses, as null does: `false`, `0` or `''` must never pass for a user.
     if (!user) {

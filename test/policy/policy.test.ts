@@ -1,6 +1,8 @@
 import t from 'tap'
 import fastifyAuth from '@fastify/auth'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import createError from '@fastify/error'
+import fastifySensible from '@fastify/sensible'
 import { Writable } from 'node:stream'
 import { fastifyClientCert, type ClientCertIdentity, type FastifyClientCertOptions } from '../../lib/index.js'
 import { getCorpus } from '../helpers/certs.js'
@@ -58,6 +60,49 @@ t.test('allow: global rules, per-route rules replace them, DN injection never ma
   const injection = await app({ allow: { subjects: [{ O: 'admins' }] } })
   // tricky's CN is `#Smith, John+admin=1 "x" <a/b>;\ `: separators inside a value never make attributes.
   t.equal((await injection.clientCert.injectAs({ certificate: corpus.leaves.tricky.certPem }, '/whoami')).statusCode, 403)
+})
+
+t.test('authorize and resolveUser may answer with their own 4xx error; anything else is a 500 with the error as cause', async (t) => {
+  const corpus = await getCorpus()
+  const logs: string[] = []
+  const TooMany = createError('APP_TOO_MANY', 'Slow down', 429)
+  const causes: unknown[] = []
+  const instance = Fastify({
+    https: { key: corpus.leaves.serverauth.keyPem, cert: corpus.leaves.serverauth.chainPem, ca: corpus.caPem, requestCert: true, rejectUnauthorized: false },
+    logger: { stream: new Writable({ write (chunk, _encoding, callback) { logs.push(String(chunk)); callback() } }) }
+  }) as unknown as FastifyInstance
+  await instance.register(fastifySensible)
+  await instance.register(fastifyClientCert, {
+    testing: true,
+    authorize: async (identity) => {
+      if (identity.commonName === 'bob') throw instance.httpErrors.forbidden('Bob is on holiday')
+      if (identity.commonName === 'rsa-user') throw Object.assign(new Error('odd status'), { statusCode: 503 })
+      return true
+    },
+    resolveUser: async (identity) => {
+      if (identity.commonName === 'carol') throw new TooMany()
+      if (identity.commonName !== 'alice') throw Object.assign(new Error('not an http error'), { statusCode: '404' })
+      return { name: identity.commonName }
+    }
+  })
+  instance.setErrorHandler(async (error: Error & { cause?: unknown, statusCode?: number, code?: string }, _request, reply) => {
+    causes.push(error.cause)
+    return await reply.code(error.statusCode ?? 500).send({ code: error.code, message: error.message })
+  })
+  instance.get('/whoami', async (request) => request.user)
+  t.teardown(() => instance.close())
+  const as = async (leaf: 'alice' | 'bob' | 'rsa' | 'twoou' | 'utf8') => await instance.clientCert.injectAs({ certificate: corpus.leaves[leaf].certPem }, '/whoami')
+  t.same((await as('alice')).json(), { name: 'alice' })
+  const bob = await as('bob')
+  t.same([bob.statusCode, bob.json().message], [403, 'Bob is on holiday'], "sensible's httpErrors.forbidden: its status and message")
+  const twoou = await as('twoou')
+  t.same([twoou.statusCode, twoou.json()], [429, { code: 'APP_TOO_MANY', message: 'Slow down' }], '@fastify/error with 429')
+  const rsa = await as('rsa')
+  t.same([rsa.statusCode, rsa.json()], [500, { code: 'FST_CLIENT_CERT_INTERNAL', message: 'Client certificate authentication failed' }], 'a 5xx status is a static 500')
+  t.equal((causes.at(-1) as Error).message, 'odd status', 'whose cause is the hook\'s error')
+  const utf8 = await as('utf8')
+  t.same([utf8.statusCode, utf8.json().code], [500, 'FST_CLIENT_CERT_INTERNAL'], 'a statusCode that is no number is no status')
+  t.notMatch(logs.join(''), /Bob is on holiday.*"level":50/, 'a 4xx from a hook is no error in the log')
 })
 
 t.test('authorize: only true admits; a throw is a 500 with a static message', async (t) => {
