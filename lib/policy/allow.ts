@@ -14,7 +14,9 @@ import { parseSpiffePattern, spiffeMatches, type SpiffePattern } from '../codecs
  * - An object such as `{ O: 'Example Corp', OU: ['admins', 'ops'] }` matches a name that holds every listed
  *   attribute, anywhere in the name (multi-valued RDNs included), with one of the listed values. Keys are
  *   attribute names as OpenSSL prints them (any case; long names such as `organizationName` too) or dotted OIDs.
- *   This is the safe way to say "anyone in this O/OU".
+ *   This is the safe way to say "anyone in this O/OU". Values are text: they never match an attribute whose
+ *   value is DER (`der: true`, written `#04…` in RFC 4514), even when its hex is the very same string; match
+ *   such a value with a string rule that writes it as `#…` too.
  * - A RegExp is tested against the canonical RFC 4514 string of the name: `identity.subject` (or `.issuer`),
  *   which is what `formatDN` prints for the parsed name. It is the sharp tool: in that string a `,` or `+` inside a value is
  *   escaped as `\,` / `\+`, so `/O=admins/` also matches `CN=x\,O=admins` — a CN chosen by the certificate's
@@ -125,11 +127,12 @@ function strings (list: readonly unknown[], path: string): string[] {
  * A key equal for two names exactly when they hold the same RDNs in the same order, each with the same
  * (OID, value) attributes in any order: a multi-valued RDN is a set (X.501), and OpenSSL prints its
  * members in reverse. JSON string literals keep attribute boundaries unambiguous whatever the values hold.
+ * A DER value (`#04…` in RFC 4514) and the text `#04…` are different values: `#` and `=` tell them apart.
  */
 function nameKey (rdns: Name): string {
   let key = ''
   for (let i = 0; i < rdns.length; i++) {
-    const attributes = rdns[i].map((attribute) => JSON.stringify(attribute.oid) + '=' + JSON.stringify(attribute.value))
+    const attributes = rdns[i].map((attribute) => JSON.stringify(attribute.oid) + (attribute.der === true ? '#' : '=') + JSON.stringify(attribute.value))
     key += (i === 0 ? '' : ',') + attributes.sort().join('+')
   }
   return key
@@ -138,7 +141,8 @@ function nameKey (rdns: Name): string {
 function hasAttribute (rdns: Name, term: AttributeTerm): boolean {
   for (const rdn of rdns) {
     for (const attribute of rdn) {
-      if (attribute.oid === term.oid && term.values.has(attribute.value)) return true
+      // Rule values are text: a DER value never matches one (see NameRule).
+      if (attribute.oid === term.oid && attribute.der !== true && term.values.has(attribute.value)) return true
     }
   }
   return false

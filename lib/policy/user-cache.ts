@@ -3,7 +3,7 @@ import type { ClientCertIdentity } from '../identity.js'
 
 /**
  * Users resolved by `resolveUser`, keyed by what identifies the certificate (its SHA-256 fingerprint, else
- * issuer and serial), never by a connection. Concurrent requests for one certificate share one lookup;
+ * every name the identity carries: see `keyOf`), never by a connection. Concurrent requests for one certificate share one lookup;
  * failures and refusals (any falsy result) are not kept, so an enrolment or a fixed database is seen on the
  * next request.
  */
@@ -17,10 +17,19 @@ export class UserCache<User = unknown> {
     this.#users = max > 0 ? new LruMap<User>(max, ttl) : null
   }
 
+  /**
+   * The fingerprint when known. Else (a proxy that forwards names alone) issuer and serial would name one
+   * certificate only if every issuer kept serials unique and the forwarded names were all there is to it:
+   * the key holds everything `resolveUser` can read from the identity (issuer, serial, subject with each
+   * attribute's OID, value and DER flag, SANs, validity), as JSON, so that two identities that differ in
+   * anything never share a user. `null` (not cached) without issuer and serial.
+   */
   static keyOf (identity: ClientCertIdentity): string | null {
     if (identity.fingerprint256 !== null) return 'sha256:' + identity.fingerprint256
-    if (identity.issuer !== null && identity.serialNumber !== null) return 'serial:' + identity.serialNumber + '\n' + identity.issuer
-    return null
+    if (identity.issuerRDNs === null || identity.serialNumber === null) return null
+    return 'names:' + JSON.stringify([
+      identity.serialNumber, identity.issuerRDNs, identity.subjectRDNs, identity.san, identity.notBefore, identity.notAfter
+    ])
   }
 
   /** The user for `identity`, from the cache or from `load`; `load` runs once however many requests wait. */

@@ -23,12 +23,52 @@ export interface Judged {
 const crlRecheckMs = 60_000
 
 /**
+ * The certification path of `leaf`, leaf first, rebuilt as OpenSSL builds one: at each step the issuer is
+ * looked for among `anchors` first (OpenSSL's trusted-first), then among `untrusted` in their order; a
+ * candidate is the issuer when it issued the certificate by name and key identifiers (`checkIssued`) and its
+ * key verifies the signature. The path ends at a self-issued certificate or where no issuer is found; no
+ * certificate appears twice. This is the path revocation is checked along: verification itself (TLS, the
+ * proxy, `verifyChain`) has already accepted the certificate, so the path only says which CAs it rests on.
+ */
+export function certificationPath (
+  leaf: X509Certificate,
+  untrusted: readonly X509Certificate[],
+  anchors: readonly X509Certificate[]
+): X509Certificate[] {
+  const path = [leaf]
+  const seen = new Set([leaf.fingerprint256])
+  let current = leaf
+  while (!current.checkIssued(current)) {
+    const issuedCurrent = (candidate: X509Certificate): boolean =>
+      !seen.has(candidate.fingerprint256) && current.checkIssued(candidate) && current.verify(candidate.publicKey)
+    const next = anchors.find(issuedCurrent) ?? untrusted.find(issuedCurrent)
+    if (next === undefined) break
+    path.push(next)
+    seen.add(next.fingerprint256)
+    current = next
+  }
+  return path
+}
+
+/**
+ * The certificates a TLS client sent after its own, as Node links them (`issuerCertificate`, in the order
+ * sent, sometimes completed from the server's store): candidates for the path, nothing more.
+ */
+function linkedIssuers (certificate: X509Certificate): X509Certificate[] {
+  const linked: X509Certificate[] = []
+  for (let next = certificate.issuerCertificate; next !== undefined; next = next.issuerCertificate) linked.push(next)
+  return linked
+}
+
+/**
  * The final verdict on a certificate: the source's own (TLS `authorized`, the proxy's status), then expiry,
- * then, for forwarded certificates (`chain` not null), the `proxy.ca` check, then the CRL of its issuer:
- * by the whole certificate when known, else by the issuer name and serial a proxy forwarded. A CRL's
- * signature is checked against the trust the list was loaded with (`proxy.ca`, the server's `ca`), never
- * against a certificate the client sent: `_issuer` (the TLS peer's issuer, from the client's chain) is not
- * used for it.
+ * then, for forwarded certificates (`chain` not null), the `proxy.ca` check, then revocation: a whole
+ * certificate along its certification path (every certificate against the CRLs of its issuer, as OpenSSL's
+ * crl_check_all), rebuilt from the certificates the client or proxy sent (`chain`; in direct TLS Node's
+ * `issuerCertificate` links) and the trust the CRLs were loaded with (`proxy.ca`, the server's `ca`); names
+ * alone by the issuer name and serial a proxy forwarded. A CRL's signature is checked against that trust,
+ * never against a certificate the client sent: `_issuer` (the TLS peer's issuer, from the client's chain) is
+ * not used for it.
  */
 export function judge (
   lists: TrustLists,
@@ -54,7 +94,7 @@ export function judge (
     // Names alone (a proxy that forwards subject, issuer and serial): the same CRLs, by issuer name and serial,
     // failing closed when they cannot tell. Judging names without the CRL would let a downgrade skip it.
     const check = certificate !== null
-      ? lists.crl.check(certificate, null, now)
+      ? lists.crl.checkPath(certificationPath(certificate, chain ?? linkedIssuers(certificate), lists.crl.anchors), now)
       : lists.crl.checkNames(fields.issuerRDNs, fields.serialNumber, now)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }

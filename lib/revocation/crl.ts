@@ -33,6 +33,9 @@ import {
  *
  * Semantics, decided here and documented in the README:
  * - CRLs are opt-in per issuer: a certificate whose issuer has no loaded CRL is not checked.
+ * - Every certificate of the path is checked, as OpenSSL's crl_check_all does (`checkPath`): a revoked
+ *   intermediate CA revokes every leaf under it. A CRL limited to end-entity certificates
+ *   (onlyContainsUserCerts) says nothing about a CA: for a CA of the path it counts as not loaded.
  * - Issuer names are compared as OpenSSL does (`X509_NAME_cmp`): the attribute types, then string
  *   values of the canonical string types with case folded (ASCII), surrounding whitespace trimmed and
  *   inner runs collapsed, other values byte for byte, so a CRL applies to exactly the certificates
@@ -172,6 +175,8 @@ function nameKeys (c: Cursor, name: Tlv): NameKeys {
 export interface NameAttribute {
   readonly oid: string
   readonly value: string
+  /** a value that is no character string, as `#` and the hex of its DER (lib/codecs/dn.ts) */
+  readonly der?: true
 }
 
 /** The DER content of a dotted OID, in hex, as `Cursor#hex` gives it for an OID read from DER. */
@@ -196,7 +201,10 @@ function looseKeyOf (rdns: ReadonlyArray<ReadonlyArray<NameAttribute>>): string 
   // RFC 4514 order is the most specific RDN first, the reverse of the DER.
   return JSON.stringify([...rdns].reverse().map((rdn) => {
     if (rdn.length === 0) fail('a name component is empty')
-    return rdn.map((attribute) => oidHex(attribute.oid) + ':s' + canonicalText(attribute.value)).sort()
+    // A DER value keys as nameKeys keys a value that decodes to no text: `x` and its DER in hex.
+    return rdn.map((attribute) => oidHex(attribute.oid) + ':' + (attribute.der === true
+      ? 'x' + attribute.value.slice(1).toLowerCase()
+      : 's' + canonicalText(attribute.value))).sort()
   }))
 }
 
@@ -220,16 +228,19 @@ function * extensions (c: Cursor, what: string): Generator<Extension> {
 }
 
 /**
- * An issuing distribution point only narrows a CRL's scope. Pointing at a distribution point, or
- * covering end-entity certificates only, is harmless for the leaf certificates checked here; any
- * other limit (CA or attribute certificates only, some reasons only, indirect) is refused.
+ * An issuing distribution point only narrows a CRL's scope. Pointing at a distribution point is
+ * harmless; covering end-entity certificates only is honoured (the CAs of a path are not checked
+ * against such a CRL); any other limit (CA or attribute certificates only, some reasons only, indirect)
+ * is refused. Returns whether the CRL covers end-entity certificates only.
  */
-function checkDistributionPoint (value: Cursor): void {
+function checkDistributionPoint (value: Cursor): boolean {
   const idp = value.into(value.read(SEQUENCE, 'the issuing distribution point'))
   value.finish('the issuing distribution point')
   idp.optional(CONTEXT_0, 'the distribution point name')
-  idp.optional(0x81, 'the only-user-certificates flag')
+  const userOnly = idp.optional(0x81, 'the only-user-certificates flag')
   if (!idp.done) fail('the CRL covers only some certificates or reasons (issuing distribution point)')
+  // A BOOLEAN's content: DER writes TRUE as 0xff (and leaves FALSE, the default, out).
+  return userOnly !== null && userOnly.end - userOnly.contentStart === 1 && idp.buf[userOnly.contentStart] !== 0
 }
 
 function readSignatureAlgorithm (c: Cursor, tlv: Tlv): SignatureAlgorithm {
@@ -436,7 +447,9 @@ class Crl {
     readonly serials: SerialIndex,
     readonly tbs: Buffer,
     readonly algorithm: SignatureAlgorithm,
-    readonly signature: Buffer
+    readonly signature: Buffer,
+    /** Covers end-entity certificates only (issuing distribution point onlyContainsUserCerts). */
+    readonly userOnly: boolean
   ) {}
 
   /** What is known of `issuer`'s signature on this CRL, without checking it. */
@@ -528,11 +541,12 @@ function * parseCrl (der: Buffer): Steps<Crl> {
     }
   }
   const crlExtensions = tbs.optional(CONTEXT_0, 'the CRL extensions')
+  let userOnly = false
   if (crlExtensions !== null) {
     const wrapper = tbs.into(crlExtensions)
     for (const ext of extensions(wrapper, 'the CRL extensions')) {
       if (ext.id === EXT_DELTA_CRL_INDICATOR) fail('delta CRLs are not supported')
-      if (ext.id === EXT_ISSUING_DISTRIBUTION_POINT) checkDistributionPoint(ext.value)
+      if (ext.id === EXT_ISSUING_DISTRIBUTION_POINT) userOnly = checkDistributionPoint(ext.value)
       else if (ext.critical) fail('the CRL has an unsupported critical extension')
     }
     wrapper.finish('the CRL extensions')
@@ -546,7 +560,8 @@ function * parseCrl (der: Buffer): Steps<Crl> {
     yield * serials.build(),
     der.subarray(tbsTlv.start, tbsTlv.end),
     algorithm,
-    der.subarray(signatureTlv.contentStart + 1, signatureTlv.end)
+    der.subarray(signatureTlv.contentStart + 1, signatureTlv.end),
+    userOnly
   )
 }
 
@@ -809,6 +824,8 @@ export class RevocationList {
   readonly size: number
   /** Their DER size in bytes, summed. */
   readonly bytes: number
+  /** The configured trust the list was bound with: the anchors a direct TLS path is rebuilt up to. */
+  readonly anchors: readonly X509Certificate[]
   readonly #crls: readonly Crl[]
   readonly #byIssuerDer = new Map<string, Group>()
   readonly #byIssuerKey = new Map<string, Group>()
@@ -817,6 +834,7 @@ export class RevocationList {
   private constructor (crls: readonly Crl[], trust: readonly X509Certificate[]) {
     this.size = crls.length
     this.#crls = crls
+    this.anchors = Object.freeze([...trust])
     let bytes = 0
     for (const crl of crls) {
       bytes += crl.tbs.length + crl.signature.length
@@ -894,6 +912,25 @@ export class RevocationList {
    * with `UNABLE_TO_GET_CRL`.
    */
   check (cert: X509Certificate, issuer?: X509Certificate | null, now: number = Date.now()): RevocationCheck {
+    return this.#check(cert, issuer ?? null, now, false)
+  }
+
+  /**
+   * The revocation status of a certification path at `now`: `path[0]` the leaf, then each certificate's
+   * issuer (as `certificationPath` in lib/policy/verdict.ts rebuilds it), every one checked against the CRLs
+   * of its own issuer, as OpenSSL's crl_check_all does. The first failure, leaf first, decides: a revoked
+   * intermediate CA gives its leaves `CERT_REVOKED`. Opt-in per issuer as `check`; the CAs of the path (every
+   * certificate but the first) skip CRLs that cover end-entity certificates only.
+   */
+  checkPath (path: readonly X509Certificate[], now: number = Date.now()): RevocationCheck {
+    for (let i = 0; i < path.length; i++) {
+      const status = this.#check(path[i], null, now, i > 0)
+      if (status.error !== null) return status
+    }
+    return OK
+  }
+
+  #check (cert: X509Certificate, issuer: X509Certificate | null, now: number, ca: boolean): RevocationCheck {
     if (this.size === 0) return OK
     let group: Group | undefined
     try {
@@ -902,7 +939,12 @@ export class RevocationList {
       return UNKNOWN
     }
     if (group === undefined) return OK
-    const crls = issuer == null ? group.counting : group.all.filter((crl) => runToEnd(crl.signedBy(issuer, true)))
+    let crls = issuer === null ? group.counting : group.all.filter((crl) => runToEnd(crl.signedBy(issuer, true)))
+    if (ca) {
+      // A CA is out of the scope of an end-entity-only CRL: when its issuer has no other, it is not checked.
+      if (group.all.every((crl) => crl.userOnly)) return OK
+      crls = crls.filter((crl) => !crl.userOnly)
+    }
     return statusOf(crls, cert.serialNumber, now)
   }
 

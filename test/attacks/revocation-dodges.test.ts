@@ -1,6 +1,6 @@
 // A holder of a revoked certificate, or a client that wants the app to spend its CPU on revocation, tries to
-// get around the CRL: by having only names reach the app, by sending look-alike issuers, or by counting on
-// a large CRL load to freeze the app.
+// get around the CRL: by having only names reach the app, by sending look-alike issuers, by counting on
+// a large CRL load to freeze the app, or by holding a leaf of a CA that was itself revoked.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { X509Certificate, createPrivateKey } from 'node:crypto'
@@ -141,4 +141,55 @@ t.test('a large CRL given at registration loads in slices too', async (t) => {
   const headers = (leaf: LeafName): Record<string, string> => ({ 'x-ssl-client-cert': encodeURIComponent(corpus.leaves[leaf].certPem), 'x-ssl-client-verify': 'SUCCESS' })
   t.same((await app.inject({ url: '/maybe', headers: headers('alice') })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
   t.same((await app.inject({ url: '/maybe', headers: headers('bob') })).json(), { verified: true, verifyError: null })
+})
+
+// The root's CRL revokes the intermediate CA that issued every trusted leaf of the corpus: a leaf of it is
+// revoked too, as OpenSSL's crl_check_all has it, whether the client sends the intermediate or the server's
+// ca holds it. Before, only the leaf was looked up, in its own issuer's CRL (none loaded: not checked).
+t.test('revoked intermediate, direct TLS: a leaf sent with the intermediate its root revoked is refused (CERT_REVOKED, 401)', async (t) => {
+  const corpus = await getCorpus()
+  const crl = makeCrl(corpus.root, [corpus.intermediate.certPath])
+  for (const [label, ca, chain] of [['server ca: root; client: leaf + intermediate', corpus.root.certPem, true], ['server ca: root + intermediate; client: leaf', corpus.caPem, false]] as const) {
+    const { app, url } = await startTlsApp({ https: { ca }, plugin: { crl } })
+    t.teardown(() => app.close())
+    const agent = await clientAgent('alice', { chain })
+    t.teardown(() => agent.close())
+    const maybe = await request(url + '/maybe', { dispatcher: agent })
+    t.match(await maybe.body.json(), { clientCert: { subject: /CN=alice/, verified: false, verifyError: 'CERT_REVOKED' } }, label)
+    const whoami = await request(url + '/whoami', { dispatcher: agent })
+    t.equal(whoami.statusCode, 401, label)
+    t.equal((await whoami.body.json() as { code: string }).code, 'FST_CLIENT_CERT_INVALID', label)
+  }
+  // Controls: a root CRL that does not list the intermediate; one limited to end-entity certificates.
+  for (const [label, other] of [['not listed', makeCrl(corpus.root, [])], ['end-entity-only CRL', makeCrl(corpus.root, [corpus.intermediate.certPath], ['-crlexts', 'idp_user'])]] as const) {
+    const { app, url } = await startTlsApp({ https: { ca: corpus.root.certPem }, plugin: { crl: other } })
+    t.teardown(() => app.close())
+    const agent = await clientAgent('alice', { chain: true })
+    t.teardown(() => agent.close())
+    t.equal((await request(url + '/whoami', { dispatcher: agent })).statusCode, 200, label)
+  }
+})
+
+t.test('revoked intermediate, proxy: a leaf forwarded with the intermediate its root revoked is refused (CERT_REVOKED, 401)', async (t) => {
+  const corpus = await getCorpus()
+  const headers = {
+    cert: { name: 'x-cert', encoding: 'pem-urlencoded' as const },
+    chain: { name: 'x-chain', encoding: 'pem-urlencoded' as const },
+    verified: 'present' as const
+  }
+  const forwarded = { 'x-cert': encodeURIComponent(corpus.leaves.alice.certPem), 'x-chain': encodeURIComponent(corpus.intermediate.certPem) }
+  const crl = makeCrl(corpus.root, [corpus.intermediate.certPath])
+  // proxy.ca: the path verifyChain accepted, through the forwarded intermediate up to the root.
+  const verifying = await proxyApp({ proxy: { trust: '127.0.0.1', ca: corpus.root.certPem, headers }, crl })
+  t.teardown(() => verifying.close())
+  t.same((await verifying.inject({ url: '/maybe', headers: forwarded })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
+  const refused = await verifying.inject({ url: '/whoami', headers: forwarded })
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.json().code, 'FST_CLIENT_CERT_INVALID')
+  // Without proxy.ca the proxy verified: an intermediate it forwards is checked all the same.
+  const vouching = await proxyApp({ proxy: { trust: '127.0.0.1', headers }, crl })
+  t.teardown(() => vouching.close())
+  t.same((await vouching.inject({ url: '/maybe', headers: forwarded })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
+  t.same((await vouching.inject({ url: '/maybe', headers: { 'x-cert': forwarded['x-cert'] } })).json(), { verified: true, verifyError: null },
+    'a leaf forwarded alone: the path ends where no issuer is known')
 })

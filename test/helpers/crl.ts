@@ -12,9 +12,16 @@ database = ./index.txt
 crlnumber = ./crlnumber
 default_md = sha256
 default_crl_days = 7
+[ idp_user ]
+issuingDistributionPoint = critical, @idp_user_section
+[ idp_user_section ]
+onlyuser = TRUE
 `
 
-/** A CRL signed by `issuer` that lists `revoked` (certificate PEM files), made with `openssl ca`. */
+/**
+ * A CRL signed by `issuer` that lists `revoked` (certificate PEM files), made with `openssl ca`; `validity`:
+ * more `-gencrl` arguments (`['-crlexts', 'idp_user']`: a CRL of end-entity certificates only).
+ */
 export function makeCrl (issuer: CertFiles, revoked: readonly string[], validity: string[] = []): string {
   const dir = mkdtempSync(join(tmpdir(), 'client-cert-crl-'))
   try {

@@ -500,9 +500,16 @@ t.test('accepted at load: non-critical entry and CRL extensions, an explicit non
 })
 
 // Names as lib/codecs/dn.ts reads them from a header: RFC 4514 order, most specific RDN first.
-type Names = Array<Array<{ oid: string, value: string }>>
+type Names = Array<Array<{ oid: string, value: string, der?: true }>>
 const namesOf = (...rdns: Array<[string, string]>): Names => rdns.map(([oid, value]) => [{ oid, value }])
 const A_NAMES = namesOf([CN, 'Test CA'], [O, 'Example'], [C, 'US'])
+
+t.test('names alone: an issuer value that is no string (#04… DER) finds its CRL, and its text look-alike does not', async (t) => {
+  const issuer = seq(rdn([CN, str(0x04, 'Hi')]))
+  const list = RevocationList.from(buildCrl({ issuer, entries: [entry('01')] }), 'crl')
+  t.same(list.checkNames([[{ oid: CN, value: '#04024869', der: true }]], '01'), REVOKED, 'the DER value keys as the CRL\'s issuer does')
+  t.same(list.checkNames([[{ oid: CN, value: '#04024869' }]], '01'), OK, 'the text "#04024869" is another issuer, with no CRL')
+})
 
 t.test('names alone: a certificate known by issuer name and serial is checked against its issuer\'s CRLs', async (t) => {
   const list = RevocationList.from(crlA, 'crl')
