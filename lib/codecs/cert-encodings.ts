@@ -98,20 +98,23 @@ export function decodeBase64 (text: string, what: string, padding: 'required' | 
  * truncation, no trailing bytes. The full parse is `new X509Certificate(der)`, later and by the caller.
  */
 export function assertDerCertificate (der: Buffer, what: string): Buffer {
-  if (der.length < 2 || der[0] !== 0x30) throw new CertificateParseError(`${what} is not a DER SEQUENCE`)
-  const first = der[1]
-  let header = 2
-  let length = first
-  if (first >= 0x80) {
-    const n = first & 0x7f
-    if (n === 0 || n > 4 || der.length < 2 + n) throw new CertificateParseError(`${what} has an invalid DER length`)
-    length = 0
-    for (let i = 0; i < n; i++) length = length * 256 + der[2 + i]
-    if (der[2] === 0 || length < 0x80) throw new CertificateParseError(`${what} has a non-minimal DER length`)
-    header = 2 + n
-  }
-  if (header + length !== der.length) throw new CertificateParseError(`${what} DER length does not match its size`)
+  if (sequenceSize(der, 0, what) !== der.length) throw new CertificateParseError(`${what} DER length does not match its size`)
   return der
+}
+
+/**
+ * The size (header and content) of the DER SEQUENCE that starts at `pos`, from its own length octets: definite
+ * and minimal, at most four of them. Whether that many bytes follow is the caller's to check.
+ */
+function sequenceSize (der: Buffer, pos: number, what: string): number {
+  if (der.length - pos < 2 || der[pos] !== 0x30) throw new CertificateParseError(`${what} is not a DER SEQUENCE`)
+  const first = der[pos + 1]
+  if (first < 0x80) return 2 + first
+  const n = first & 0x7f
+  if (n === 0 || n > 4 || der.length - pos < 2 + n) throw new CertificateParseError(`${what} has an invalid DER length`)
+  const length = der.readUIntBE(pos + 2, n)
+  if (der[pos + 2] === 0 || length < 0x80) throw new CertificateParseError(`${what} has a non-minimal DER length`)
+  return 2 + n + length
 }
 
 /** Strict base64 of one DER certificate (HAProxy `ssl_c_der,base64`, Caddy, Cloudflare, Azure). */
@@ -251,16 +254,9 @@ function splitConcatenatedDer (bytes: Buffer, what: string): Buffer[] {
   let pos = 0
   while (pos < bytes.length) {
     if (ders.length === MAX_CHAIN_CERTIFICATES) throw new CertificateParseError(`${what} holds too many certificates`)
-    if (bytes.length - pos < 2 || bytes[pos] !== 0x30) throw new CertificateParseError(`${what} is not a DER SEQUENCE`)
-    const first = bytes[pos + 1]
-    let size = 2 + first
-    if (first >= 0x80) {
-      const n = first & 0x7f
-      if (n === 0 || n > 4 || bytes.length - pos < 2 + n) throw new CertificateParseError(`${what} has an invalid DER length`)
-      size = 2 + n + bytes.readUIntBE(pos + 2, n)
-    }
+    const size = sequenceSize(bytes, pos, what)
     if (bytes.length - pos < size) throw new CertificateParseError(`${what} is truncated`)
-    ders.push(assertDerCertificate(bytes.subarray(pos, pos + size), what))
+    ders.push(bytes.subarray(pos, pos + size))
     pos += size
   }
   // decodeBase64 refuses an empty value, so there is at least one certificate here.

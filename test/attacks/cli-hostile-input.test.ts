@@ -6,26 +6,13 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../lib/cli/main.js'
 import { identityFromCertificate } from '../../lib/identity.js'
-
-interface Result { code: number, stdout: string, stderr: string }
+import { cliRunner } from '../helpers/cli.js'
 
 const root = mkdtempSync(join(tmpdir(), 'fastify-client-cert-cli-hostile-'))
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
 
-async function run (args: string[], options: { stdin?: string | Buffer, env?: Record<string, string> } = {}): Promise<Result> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: (text) => { stdout += text },
-    stderr: (text) => { stderr += text },
-    stdin: async () => Buffer.from(options.stdin ?? ''),
-    env: { ...process.env, ...options.env },
-    cwd: root
-  })
-  return { code, stdout, stderr }
-}
+const run = cliRunner(root)
 
 function openssl (...args: string[]): void {
   execFileSync('openssl', args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })

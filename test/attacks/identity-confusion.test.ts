@@ -7,17 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fastifyClientCert, type AllowRules, type FastifyClientCertOptions } from '../../lib/index.js'
+import { namesOnlyProxy } from '../helpers/names-only.js'
 
 // A proxy that forwards names alone, as Apache's SSL_CLIENT_S_DN / _I_DN / _M_SERIAL.
-const namesOnly = {
-  trust: '127.0.0.1',
-  headers: {
-    subject: { name: 'x-client-s-dn', encoding: 'dn-rfc4514' as const },
-    issuer: { name: 'x-client-i-dn', encoding: 'dn-rfc4514' as const },
-    serial: { name: 'x-client-serial' },
-    verified: { header: 'x-client-verify', success: ['SUCCESS'] }
-  }
-}
+const namesOnly = namesOnlyProxy
 
 // A proxy that forwards the whole certificate, verified by the proxy.
 const wholeCert = {

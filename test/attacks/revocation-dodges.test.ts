@@ -9,6 +9,7 @@ import { fastifyClientCert, identityFromCertificate, type FastifyClientCertOptio
 import { getCorpus, type LeafName } from '../helpers/certs.js'
 import { bigCrl, lookAlike, makeCrl, subjectName } from '../helpers/crl.js'
 import { clientAgent, startTlsApp } from '../helpers/server.js'
+import { namesOnlyProxy } from '../helpers/names-only.js'
 
 async function proxyApp (options: Partial<FastifyClientCertOptions>): Promise<FastifyInstance> {
   const app = Fastify() as unknown as FastifyInstance
@@ -22,15 +23,7 @@ async function proxyApp (options: Partial<FastifyClientCertOptions>): Promise<Fa
 }
 
 // A proxy that forwards names alone: what Apache's SSL_CLIENT_S_DN / _I_DN / _M_SERIAL give.
-const namesOnly = {
-  trust: '127.0.0.1',
-  headers: {
-    subject: { name: 'x-client-s-dn', encoding: 'dn-rfc4514' as const },
-    issuer: { name: 'x-client-i-dn', encoding: 'dn-rfc4514' as const },
-    serial: { name: 'x-client-serial' },
-    verified: { header: 'x-client-verify', success: ['SUCCESS'] }
-  }
-}
+const namesOnly = namesOnlyProxy
 
 async function nameHeaders (leaf: LeafName, omit: 'issuer' | 'serial' | null = null): Promise<Record<string, string>> {
   const corpus = await getCorpus()

@@ -6,31 +6,18 @@ import { X509Certificate } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { main } from '../../lib/cli/main.js'
 import { certificateHeaders } from '../../lib/cli/inspect.js'
 import { proxyConfigFlags } from '../../lib/cli/proxy.js'
 import { identityFromCertificate } from '../../lib/identity.js'
 import { getPreset, presetNames } from '../../lib/sources/presets/index.js'
 import { proxyConfig, proxyKinds } from '../../lib/cli/proxy-config.js'
 import { getCorpus } from '../helpers/certs.js'
-
-interface Result { code: number, stdout: string, stderr: string }
+import { cliRunner } from '../helpers/cli.js'
 
 const root = mkdtempSync(join(tmpdir(), 'fastify-client-cert-cli-inspect-'))
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
 
-async function run (args: string[], options: { stdin?: string | Buffer, env?: Record<string, string> } = {}): Promise<Result> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: (text) => { stdout += text },
-    stderr: (text) => { stderr += text },
-    stdin: async () => Buffer.from(options.stdin ?? ''),
-    env: { ...process.env, ...options.env },
-    cwd: root
-  })
-  return { code, stdout, stderr }
-}
+const run = cliRunner(root)
 
 async function json (t: Test, args: string[], options: Parameters<typeof run>[1] = {}): Promise<any> {
   const result = await run([...args, '--json'], options)
