@@ -59,7 +59,7 @@ t.test('a self-signed certificate with 3,000 SANs on a required route: 401, and 
   t.equal(identity.verified, false)
   t.equal(identity.verifyError, 'DEPTH_ZERO_SELF_SIGNED_CERT')
   t.equal(identity.san.dns.length, 3000)
-  t.ok(reads.subjectAltName! > 0 && reads.subject! > 0, 'the optional route read them')
+  t.ok(reads.subjectAltName! > 0, 'the optional route read them (the names come from the DER, the SANs from Node)')
 })
 
 t.test('the identity of a refused certificate, left unread, reads exactly like a parsed one when asked', async (t) => {
