@@ -190,15 +190,23 @@ export function decide (state: State, policy: RoutePolicy, identity: ClientCertI
 }
 
 /**
- * What a throwing `authorize` / `resolveUser` answers: an error that carries a 4xx `statusCode` (sensible's
- * `httpErrors`, `@fastify/error`, `http-errors`) is the hook's own answer, sent as it is; anything else is a
- * static 500 whose `cause` is the original error (for a `setErrorHandler`), never its message.
+ * What a throwing `authorize` / `resolveUser` answers. An error made to be sent (http-errors' `expose`, as
+ * `@fastify/sensible`'s `httpErrors` sets it, or an `@fastify/error` error) with a 4xx `statusCode` is the hook's
+ * own answer: its status, code and message, and nothing else of it (an error's `headers`, which Fastify would
+ * copy onto the reply, stay behind). Anything else, including a library's error that merely carries a 4xx status
+ * (a database or SDK error whose message names internals), is a static 500 whose `cause` is the original.
  */
 function hookFailure (request: FastifyRequest, error: unknown, identity: ClientCertIdentity, hook: string): Error {
-  const status = (error as { statusCode?: unknown } | null)?.statusCode
-  if (error instanceof Error && typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 499) {
-    request.log.info({ clientCert: describe(identity), statusCode: status }, `${hook} refused the request`)
-    return error
+  if (error instanceof Error) {
+    const { statusCode, code, expose } = error as Error & { statusCode?: unknown, code?: unknown, expose?: unknown }
+    const meant = expose === true || error.name === 'FastifyError'
+    if (meant && typeof statusCode === 'number' && Number.isInteger(statusCode) && statusCode >= 400 && statusCode <= 499) {
+      request.log.info({ clientCert: describe(identity), statusCode }, `${hook} refused the request`)
+      const answer = new Error(error.message, { cause: error }) as Error & { statusCode: number, code?: string }
+      answer.statusCode = statusCode
+      if (typeof code === 'string') answer.code = code
+      return answer
+    }
   }
   request.log.error({ err: error, clientCert: describe(identity) }, `${hook} threw: request refused`)
   const internal = new ClientCertInternalError()

@@ -77,11 +77,16 @@ t.test('authorize and resolveUser may answer with their own 4xx error; anything 
     authorize: async (identity) => {
       if (identity.commonName === 'bob') throw instance.httpErrors.forbidden('Bob is on holiday')
       if (identity.commonName === 'rsa-user') throw Object.assign(new Error('odd status'), { statusCode: 503 })
+      if (identity.commonName === 'Jürgen Ünicode 测试') {
+        // A library's error that carries a 4xx status and internals: never sent as it is.
+        throw Object.assign(new Error('ResourceNotFoundException: arn:aws:dynamodb:eu-west-1:123456789012:table/users'), { statusCode: 400, headers: { 'set-cookie': 'internal=1' } })
+      }
+      if (identity.commonName?.startsWith('#Smith') === true) throw Object.assign(instance.httpErrors.conflict('Already enrolled'), { headers: { 'x-internal': 'leak' } })
       return true
     },
     resolveUser: async (identity) => {
       if (identity.commonName === 'carol') throw new TooMany()
-      if (identity.commonName !== 'alice') throw Object.assign(new Error('not an http error'), { statusCode: '404' })
+      if (identity.commonName !== 'alice') throw Object.assign(new Error('not an http error'), { statusCode: '404', expose: true })
       return { name: identity.commonName }
     }
   })
@@ -91,7 +96,10 @@ t.test('authorize and resolveUser may answer with their own 4xx error; anything 
   })
   instance.get('/whoami', async (request) => request.user)
   t.teardown(() => instance.close())
-  const as = async (leaf: 'alice' | 'bob' | 'rsa' | 'twoou' | 'utf8') => await instance.clientCert.injectAs({ certificate: corpus.leaves[leaf].certPem }, '/whoami')
+  const tricky = await instance.clientCert.injectAs({ certificate: corpus.leaves.tricky.certPem }, '/whoami')
+  t.same([tricky.statusCode, tricky.json().message], [409, 'Already enrolled'], 'httpErrors.conflict')
+  t.equal(tricky.headers['x-internal'], undefined, 'an answer error\'s own headers are not copied onto the reply')
+  const as = async (leaf: 'alice' | 'bob' | 'rsa' | 'twoou' | 'utf8' | 'nocn') => await instance.clientCert.injectAs({ certificate: corpus.leaves[leaf].certPem }, '/whoami')
   t.same((await as('alice')).json(), { name: 'alice' })
   const bob = await as('bob')
   t.same([bob.statusCode, bob.json().message], [403, 'Bob is on holiday'], "sensible's httpErrors.forbidden: its status and message")
@@ -101,7 +109,10 @@ t.test('authorize and resolveUser may answer with their own 4xx error; anything 
   t.same([rsa.statusCode, rsa.json()], [500, { code: 'FST_CLIENT_CERT_INTERNAL', message: 'Client certificate authentication failed' }], 'a 5xx status is a static 500')
   t.equal((causes.at(-1) as Error).message, 'odd status', 'whose cause is the hook\'s error')
   const utf8 = await as('utf8')
-  t.same([utf8.statusCode, utf8.json().code], [500, 'FST_CLIENT_CERT_INTERNAL'], 'a statusCode that is no number is no status')
+  t.same([utf8.statusCode, utf8.json()], [500, { code: 'FST_CLIENT_CERT_INTERNAL', message: 'Client certificate authentication failed' }], 'a library error with a 4xx status and internals: a static 500')
+  t.equal(utf8.headers['set-cookie'], undefined, 'its headers stay behind')
+  const nocn = await as('nocn')
+  t.same([nocn.statusCode, nocn.json().code], [500, 'FST_CLIENT_CERT_INTERNAL'], 'a statusCode that is no number is no status')
   t.notMatch(logs.join(''), /Bob is on holiday.*"level":50/, 'a 4xx from a hook is no error in the log')
 })
 
