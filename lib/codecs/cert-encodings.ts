@@ -223,6 +223,13 @@ export function decodeCertificate (value: string, encoding: CertificateEncoding,
  * A certificate that cannot be decoded fails the whole header, so no position can shift.
  */
 export function decodeCertificateList (value: string, encoding: ChainEncoding, what = 'certificate chain'): Buffer[] {
+  const ders = decodeList(value, encoding, what)
+  // Every encoding bounded alike: each certificate is parsed (X509Certificate) before anything can refuse it.
+  if (ders.length > MAX_CHAIN_CERTIFICATES) throw new CertificateParseError(`${what} holds too many certificates`)
+  return ders
+}
+
+function decodeList (value: string, encoding: ChainEncoding, what: string): Buffer[] {
   switch (encoding) {
     case 'der-base64-concatenated':
       return splitConcatenatedDer(decodeBase64(value, what), what)

@@ -1,7 +1,7 @@
 // Stage 2, the decision: verdict (verified or why not), app-side chain check, allow rules, and the user cache.
 import type { X509Certificate } from 'node:crypto'
 import { verifyChain } from './chain.js'
-import type { RevocationList } from '../revocation/crl.js'
+import type { RevocationCheck, RevocationList } from '../revocation/crl.js'
 import type { CertificateFields } from '../identity.js'
 
 /** The lists a verdict is judged by; `reload()` replaces them. */
@@ -22,13 +22,16 @@ export interface Judged {
 // expired CRL fails closed without waiting for a reload.
 const crlRecheckMs = 60_000
 
+// Bounds on the work a forwarded or sent chain can cause here, as verifyChain bounds its own.
+const maxPathSignatureChecks = 8
+const maxRevocationCandidates = 16
+
 /**
  * The certification path of `leaf`, leaf first, rebuilt as OpenSSL builds one: at each step the issuer is
  * looked for among `anchors` first (OpenSSL's trusted-first), then among `untrusted` in their order; a
  * candidate is the issuer when it issued the certificate by name and key identifiers (`checkIssued`) and its
- * key verifies the signature. The path ends at a self-issued certificate or where no issuer is found; no
- * certificate appears twice. This is the path revocation is checked along: verification itself (TLS, the
- * proxy, `verifyChain`) has already accepted the certificate, so the path only says which CAs it rests on.
+ * key verifies the signature. The path ends at a self-issued certificate, where no issuer is found, or after
+ * `maxPathSignatureChecks` signature checks; no certificate appears twice.
  */
 export function certificationPath (
   leaf: X509Certificate,
@@ -37,10 +40,12 @@ export function certificationPath (
 ): X509Certificate[] {
   const path = [leaf]
   const seen = new Set([leaf.fingerprint256])
+  let checks = 0
   let current = leaf
   while (!current.checkIssued(current)) {
     const issuedCurrent = (candidate: X509Certificate): boolean =>
-      !seen.has(candidate.fingerprint256) && current.checkIssued(candidate) && current.verify(candidate.publicKey)
+      !seen.has(candidate.fingerprint256) && current.checkIssued(candidate) && checks++ < maxPathSignatureChecks &&
+      current.verify(candidate.publicKey)
     const next = anchors.find(issuedCurrent) ?? untrusted.find(issuedCurrent)
     if (next === undefined) break
     path.push(next)
@@ -48,6 +53,32 @@ export function certificationPath (
     current = next
   }
   return path
+}
+
+const UNABLE: RevocationCheck = Object.freeze({ revoked: false, error: 'UNABLE_TO_GET_CRL' })
+
+/**
+ * Revocation of a whole certificate along the path it was verified on. Which path that was is not told by
+ * Node (its `issuerCertificate` links follow the client's order, so a look-alike of a revoked intermediate,
+ * sent first, would hide it) nor by a proxy. So: where the anchors are known (direct TLS: the server's `ca`;
+ * behind a proxy: `proxy.ca`), the path is rebuilt up to one of them, and a path that does not end at an anchor
+ * is not the verified one: `UNABLE_TO_GET_CRL`, never a pass. Where they are not (a proxy that verified with its
+ * own CAs), every certificate the proxy forwarded is checked, whichever path it verified.
+ */
+function revocation (
+  crl: RevocationList,
+  leaf: X509Certificate,
+  sent: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  now: number
+): RevocationCheck {
+  if (sent.length > maxRevocationCandidates) return UNABLE
+  if (anchors.length === 0) return crl.checkPath([leaf, ...sent], now)
+  const path = certificationPath(leaf, sent, anchors)
+  // A trust anchor ends the path, as in verification (an intermediate in `proxy.ca` is one).
+  const end = path.findIndex((certificate) => anchors.some((anchor) => anchor.fingerprint256 === certificate.fingerprint256))
+  if (end === -1) return UNABLE
+  return crl.checkPath(path.slice(0, end + 1), now)
 }
 
 /**
@@ -93,9 +124,11 @@ export function judge (
     recheckAt = Math.min(recheckAt, now + crlRecheckMs)
     // Names alone (a proxy that forwards subject, issuer and serial): the same CRLs, by issuer name and serial,
     // failing closed when they cannot tell. Judging names without the CRL would let a downgrade skip it.
-    const check = certificate !== null
-      ? lists.crl.checkPath(certificationPath(certificate, chain ?? linkedIssuers(certificate), lists.crl.anchors), now)
-      : lists.crl.checkNames(fields.issuerRDNs, fields.serialNumber, now)
+    const check = certificate === null
+      ? lists.crl.checkNames(fields.issuerRDNs, fields.serialNumber, now)
+      : chain === null
+        ? revocation(lists.crl, certificate, linkedIssuers(certificate), lists.crl.anchors, now)
+        : revocation(lists.crl, certificate, chain, lists.proxyCa ?? [], now)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }
   return { verified: true, verifyError: null, recheckAt }

@@ -4,7 +4,11 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { X509Certificate, createPrivateKey } from 'node:crypto'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fastifyClientCert, identityFromCertificate, type FastifyClientCertOptions } from '../../lib/index.js'
 import { getCorpus, type LeafName } from '../helpers/certs.js'
 import { bigCrl, lookAlike, makeCrl, subjectName } from '../helpers/crl.js'
@@ -185,4 +189,79 @@ t.test('revoked intermediate, proxy: a leaf forwarded with the intermediate its 
   t.same((await vouching.inject({ url: '/maybe', headers: forwarded })).json(), { verified: false, verifyError: 'CERT_REVOKED' })
   t.same((await vouching.inject({ url: '/maybe', headers: { 'x-cert': forwarded['x-cert'] } })).json(), { verified: true, verifyError: null },
     'a leaf forwarded alone: the path ends where no issuer is known')
+})
+
+/** A self-signed look-alike of the intermediate: its name and its key (the compromise it was revoked for). */
+function selfSignedLookAlike (corpus: Awaited<ReturnType<typeof getCorpus>>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'look-alike-'))
+  try {
+    const subject = execFileSync('openssl', ['x509', '-in', corpus.intermediate.certPath, '-noout', '-subject', '-nameopt', 'compat'], { encoding: 'utf8' })
+      .trim().replace(/^subject=/, '')
+    execFileSync('openssl', ['req', '-x509', '-new', '-key', corpus.intermediate.keyPath, '-subj', subject, '-days', '1',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', join(dir, 'look.pem')], { stdio: 'ignore' })
+    return readFileSync(join(dir, 'look.pem'), 'utf8')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+t.test('revoked intermediate hidden behind its own self-signed look-alike, sent first: still refused (proxy)', async (t) => {
+  const corpus = await getCorpus()
+  const look = selfSignedLookAlike(corpus)
+  const crl = makeCrl(corpus.root, [corpus.intermediate.certPath])
+  const sf = (pem: string): string => `:${new X509Certificate(pem).raw.toString('base64')}:`
+  const headers = { 'client-cert': sf(corpus.leaves.alice.certPem), 'client-cert-chain': `${sf(look)}, ${sf(corpus.intermediate.certPem)}` }
+  for (const [label, proxy] of [
+    ['rfc9440 with proxy.ca', { preset: 'rfc9440', trust: '127.0.0.1', ca: corpus.root.certPem }],
+    ['rfc9440, the proxy verified', { preset: 'rfc9440', trust: '127.0.0.1' }]
+  ] as const) {
+    const app = await proxyApp({ proxy, crl } as Partial<FastifyClientCertOptions>)
+    t.teardown(() => app.close())
+    const maybe = (await app.inject({ url: '/maybe', headers })).json()
+    t.equal(maybe.verified, false, `${label}: never verified`)
+    t.ok(['CERT_REVOKED', 'UNABLE_TO_GET_CRL', 'SELF_SIGNED_CERT_IN_CHAIN'].includes(maybe.verifyError), `${label}: ${String(maybe.verifyError)}`)
+    t.equal((await app.inject({ url: '/whoami', headers })).statusCode, 401, `${label}: 401`)
+  }
+})
+
+t.test('revoked intermediate hidden behind its own expired self-signed look-alike, sent first: still refused (direct TLS)', async (t) => {
+  const corpus = await getCorpus()
+  // Expired, so that OpenSSL passes over it and verifies through the real intermediate; Node links the leaf to it.
+  const look = lookAlike(new X509Certificate(corpus.intermediate.certPem), 77, { privateKey: createPrivateKey(corpus.intermediate.keyPem), expired: true }).toString()
+  const crl = makeCrl(corpus.root, [corpus.intermediate.certPath])
+  const { app, url } = await startTlsApp({ https: { ca: corpus.root.certPem }, plugin: { crl } })
+  t.teardown(() => app.close())
+  const agent = new Agent({ connect: { ca: corpus.caPem, servername: 'localhost', cert: corpus.leaves.alice.certPem + look + corpus.intermediate.certPem, key: corpus.leaves.alice.keyPem } })
+  t.teardown(() => agent.close())
+  const whoami = await request(url + '/whoami', { dispatcher: agent })
+  t.equal(whoami.statusCode, 401, 'never admitted')
+  const maybe = await (await request(url + '/maybe', { dispatcher: agent })).body.json() as { clientCert: { verified: boolean } | null }
+  t.equal(maybe.clientCert?.verified, false)
+})
+
+t.test('revocation work is bounded: look-alike issuers in a forwarded chain cost no signature check each', async (t) => {
+  const corpus = await getCorpus()
+  const crl = makeCrl(corpus.intermediate, [])
+  const intermediate = new X509Certificate(corpus.intermediate.certPem)
+  const decoys = Array.from({ length: 20 }, (_, i) => lookAlike(intermediate, i))
+  const sf = (certificate: X509Certificate): string => `:${certificate.raw.toString('base64')}:`
+  const leaf = sf(new X509Certificate(corpus.leaves.alice.certPem))
+  const verify = X509Certificate.prototype.verify
+  let checks = 0
+  X509Certificate.prototype.verify = function counted (this: X509Certificate, key) { checks++; return verify.call(this, key) }
+  t.teardown(() => { X509Certificate.prototype.verify = verify })
+  // The proxy verified (no proxy.ca): every forwarded certificate is checked against the CRLs, by name, unsigned work.
+  const vouching = await proxyApp({ proxy: { preset: 'rfc9440', trust: '127.0.0.1' }, crl } as Partial<FastifyClientCertOptions>)
+  t.teardown(() => vouching.close())
+  const headers = { 'client-cert': leaf, 'client-cert-chain': [...decoys.slice(0, 12), intermediate].map(sf).join(', ') }
+  t.same((await vouching.inject({ url: '/maybe', headers })).json(), { verified: true, verifyError: null })
+  t.equal(checks, 0, 'no signature check for twelve look-alikes')
+  const many = { ...headers, 'client-cert-chain': [...decoys, intermediate].map(sf).join(', ') }
+  t.same((await vouching.inject({ url: '/maybe', headers: many })).json(), { verified: false, verifyError: 'UNABLE_TO_GET_CRL' }, 'more than 16 forwarded certificates: not checked one by one, and never a pass')
+  // With proxy.ca, verifyChain refuses so many before any revocation work.
+  const verifying = await proxyApp({ proxy: { preset: 'rfc9440', trust: '127.0.0.1', ca: corpus.root.certPem }, crl } as Partial<FastifyClientCertOptions>)
+  t.teardown(() => verifying.close())
+  checks = 0
+  t.equal((await verifying.inject({ url: '/maybe', headers: many })).json().verified, false)
+  t.ok(checks <= 8, `at most 8 signature checks (${checks})`)
 })

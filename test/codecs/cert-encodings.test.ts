@@ -201,6 +201,10 @@ t.test('der-base64-concatenated: DER certificates back to back (HAProxy ssl_c_ch
   refuses(t, () => decodeCertificateList('', 'der-base64-concatenated'), 'nothing')
   refuses(t, () => decodeCertificateList(Buffer.concat(Array.from({ length: 33 }, () => alice.raw)).toString('base64'), 'der-base64-concatenated'), 'more than 32 certificates')
   t.same(decodeCertificateList(Buffer.concat(Array.from({ length: 32 }, () => alice.raw)).toString('base64'), 'der-base64-concatenated').length, 32, '32 certificates')
+  for (const [encoding, one, sep] of [['der-base64', aliceB64, ','], ['rfc9440', `:${aliceB64}:`, ', '], ['pem', alicePem, '']] as const) {
+    t.equal(decodeCertificateList(Array(32).fill(one).join(sep), encoding).length, 32, `${encoding}: 32 certificates`)
+    refuses(t, () => decodeCertificateList(Array(33).fill(one).join(sep), encoding), `${encoding}: more than 32 certificates`)
+  }
 })
 
 t.test('pem-chain and pem-urlencoded-chain: the leaf, then its chain', async (t) => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { X509Certificate, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { X509Certificate, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -151,8 +151,9 @@ export function crlPem (crl: Buffer): string {
  * A self-signed CA certificate bearing `ca`'s subject under a fresh key and without key identifiers, so
  * `checkIssued` takes it for the issuer of `ca`'s certificates: a look-alike a client can mint at will.
  */
-export function lookAlike (ca: X509Certificate, serial: number): X509Certificate {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+export function lookAlike (ca: X509Certificate, serial: number, options: { privateKey?: KeyObject, expired?: boolean } = {}): X509Certificate {
+  const pair = options.privateKey === undefined ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : { privateKey: options.privateKey, publicKey: createPublicKey(options.privateKey) }
+  const { privateKey, publicKey } = pair
   const { id } = algorithmOf(privateKey)
   const name = subjectName(ca)
   const now = Date.now()
@@ -165,7 +166,7 @@ export function lookAlike (ca: X509Certificate, serial: number): X509Certificate
     der(0x02, serialBytes),
     id,
     name,
-    der(0x30, utcTime(new Date(now - 86_400_000)), utcTime(new Date(now + 86_400_000))),
+    der(0x30, utcTime(new Date(now - 2 * 86_400_000)), utcTime(new Date(now + (options.expired === true ? -86_400_000 : 86_400_000)))),
     name,
     publicKey.export({ type: 'spki', format: 'der' }),
     der(0xa3, der(0x30, basicConstraints))
