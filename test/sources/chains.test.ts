@@ -158,3 +158,20 @@ t.test('RFC 9110 lists: a chain over several field lines is its comma-joined val
   const badMember = await rawRequest(port, [['Client-Cert', sf(leafDer)], ['Client-Cert-Chain', sf(intermediateDer)], ['Client-Cert-Chain', 'garbage']])
   t.equal(badMember.status, 400, 'a bad member in any line fails the whole list')
 })
+
+t.test('custom bundle encodings check a fingerprint header against the leaf, as the other encodings do', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyClientCert, {
+    mode: 'proxy',
+    proxy: { trust: [trusted], headers: { cert: { name: 'X-Bundle', encoding: 'pem-chain' }, fingerprint: { name: 'X-Fingerprint' }, verified: 'present' } }
+  })
+  app.get('/maybe', { config: { clientCert: { required: false } } }, async (req) => ({ verified: req.clientCert?.verified }))
+  t.teardown(() => app.close())
+  const bundle = (leaf.certPem + corpus.intermediate.certPem).replace(/\n/g, ' ')
+  const right = createHash('sha256').update(leafDer).digest('hex')
+  const matching = await app.inject({ url: '/maybe', remoteAddress: trusted, headers: { 'x-bundle': bundle, 'x-fingerprint': right } })
+  t.same(matching.json(), { verified: true }, 'the leaf\'s fingerprint')
+  const wrong = createHash('sha256').update(intermediateDer).digest('hex')
+  const mismatch = await app.inject({ url: '/maybe', remoteAddress: trusted, headers: { 'x-bundle': bundle, 'x-fingerprint': wrong } })
+  t.same([mismatch.statusCode, mismatch.json().code], [400, 'FST_CLIENT_CERT_BAD_HEADER'], 'another certificate\'s fingerprint: refused')
+})
