@@ -12,4 +12,6 @@ t.test('npm run demo: calls the server with a fresh certificate and prints the i
   t.match(stdout, /"hello": "demo-user"/)
   t.match(stdout, /"subject": "CN=demo-user,OU=Engineering,O=Example Corp"/)
   t.match(stdout, /without a certificate -> 401 .*FST_CLIENT_CERT_MISSING/)
+  t.match(stdout, '/admin with the client certificate -> 403 {"statusCode":403,"error":"Forbidden","message":"demo-user is not in OU=Platform"}',
+    "@fastify/sensible's forbidden() from authorize: its status and message")
 })

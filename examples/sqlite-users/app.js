@@ -1,5 +1,6 @@
 // Maps client certificates to users stored in SQLite, with self-service enrollment by one-time code.
 // The README's "Example: users in SQLite" explains it; `server.js` runs it.
+import fastifySensible from '@fastify/sensible'
 import Database from 'better-sqlite3'
 import Fastify from 'fastify'
 import fastifyClientCert from 'fastify-client-cert'
@@ -35,10 +36,6 @@ function sha256 (code) {
   return createHash('sha256').update(code).digest('hex')
 }
 
-function httpError (statusCode, message) {
-  return Object.assign(new Error(message), { statusCode })
-}
-
 function certificateKey (identity) {
   return { subject: identity.subject, issuer: identity.issuer, fingerprint256: identity.fingerprint256 }
 }
@@ -53,6 +50,8 @@ function certificateKey (identity) {
  */
 export function build ({ https, database = ':memory:', enrollmentCodes = [], codeTtl = DAY, logger = false }) {
   const app = Fastify({ logger, https: { ...https, requestCert: true, rejectUnauthorized: false } })
+  // app.httpErrors: errors that carry their status and a message meant for the client.
+  app.register(fastifySensible)
 
   const db = new Database(database)
   db.pragma('journal_mode = WAL')
@@ -77,9 +76,9 @@ export function build ({ https, database = ':memory:', enrollmentCodes = [], cod
 
   // One transaction: a refused enrollment (already enrolled, bad code) leaves the code unused.
   const enroll = db.transaction(function enroll (identity, code, pin) {
-    if (findUser.get(certificateKey(identity)) !== undefined) throw httpError(409, 'This certificate is already enrolled')
+    if (findUser.get(certificateKey(identity)) !== undefined) throw app.httpErrors.conflict('This certificate is already enrolled')
     const claimed = claimCode.get({ hash: sha256(code), now: Date.now() })
-    if (claimed === undefined) throw httpError(403, 'Unknown, used or expired enrollment code')
+    if (claimed === undefined) throw app.httpErrors.forbidden('Unknown, used or expired enrollment code')
     const binding = pin
       ? { subject: null, issuer: null, fingerprint256: identity.fingerprint256 }
       : { subject: identity.subject, issuer: identity.issuer, fingerprint256: null }
@@ -143,7 +142,7 @@ export function build ({ https, database = ':memory:', enrollmentCodes = [], cod
     }, async (request, reply) => {
       const { code, pin } = request.body
       // Every certificate with an empty subject from this CA would share one subject + issuer key.
-      if (!pin && request.clientCert.subject === '') throw httpError(400, 'A certificate without a subject can only be pinned')
+      if (!pin && request.clientCert.subject === '') throw app.httpErrors.badRequest('A certificate without a subject can only be pinned')
       const user = enroll(request.clientCert, code, pin)
       request.log.info({ userId: user.id, subject: request.clientCert.subject, pinned: pin }, 'certificate enrolled')
       reply.code(201)

@@ -16,6 +16,8 @@ export interface Context {
   say: (line?: string) => void
   /** Text the command produced itself, such as a configuration file, written as is; silent with --json. */
   output: (text: string) => void
+  /** The exit code once the result is printed, when the result itself is a failure (inspect: not verified). */
+  setExitCode: (code: number) => void
 }
 
 export interface Command {

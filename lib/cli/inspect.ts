@@ -109,7 +109,7 @@ function identityFromFile (io: CliIo, input: Buffer, what: string, values: Conte
   const fields = certificateFields(leaf)
   // Without --ca nothing vouches for the chain: Node's TLS check is what says "verified" on a real connection.
   const checked = checks.anchors !== null
-  const verdict = checked ? judge(listsOf(checks), fields, true, null, null, chain, Date.now()) : { verified: false, verifyError: null }
+  const verdict = checked ? judge(listsOf(checks), fields, true, null, null, () => chain, Date.now()) : { verified: false, verifyError: null }
   return { identity: composeIdentity(fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError }), checked }
 }
 
@@ -217,7 +217,10 @@ function describe (say: Context['say'], identity: ClientCertIdentity, checked: b
   for (const [label, value] of rows) say(`  ${label.padEnd(15)} ${value}`)
 }
 
-async function run ({ io, values, operand, say }: Context): Promise<unknown> {
+/** `openssl verify` exits non-zero on a failed check; 3, as 1 and 2 already mean "could not inspect" and "wrong command line". */
+export const NOT_VERIFIED = 3
+
+async function run ({ io, values, operand, say, setExitCode }: Context): Promise<unknown> {
   const source = operand as string
   const preset = stringOption(values, 'preset')
   if (preset === undefined && listOption(values, 'header').length > 0) throw new UsageError('--header needs --preset')
@@ -227,6 +230,10 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
   let identity: ClientCertIdentity | null
   let checked = true
   if (preset === undefined) {
+    // The CRL's signature is checked with --ca, as TLS checks the chain before the crl option applies.
+    if (checks.crl !== null && checks.anchors === null) {
+      throw new UsageError('--crl needs --ca to check a certificate file (the CA that signs the chain and the CRL)')
+    }
     ({ identity, checked } = identityFromFile(io, input, what, values, checks))
   } else {
     identity = identityFromHeaders(input, preset, values, checks)
@@ -237,6 +244,7 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
   }
   say('The identity the plugin would build (request.clientCert):')
   describe(say, identity, checked)
+  if (checked && !identity.verified) setExitCode(NOT_VERIFIED)
   return { ...identity, certificate: identity.certificate?.toString() ?? null }
 }
 
@@ -261,7 +269,10 @@ export const inspectCommand: Command = {
   --preset <name>         ${presetNames.join(', ')}
   --header "Name: value"  another forwarded header, such as "X-SSL-Client-Verify: SUCCESS" (repeatable)
   --ca <file>             CA certificate(s): check chain, dates and clientAuth usage as proxy.ca does
-  --crl <file>            CRL(s): check revocation as the crl option does
-  --password-file <file>  password of a PKCS#12 input, first line`,
+  --crl <file>            CRL(s): check revocation as the crl option does (a certificate file: with --ca)
+  --password-file <file>  password of a PKCS#12 input, first line
+
+Exit code 3 when the certificate was checked and does not verify (the plugin would answer 401), after
+printing the identity: with --ca or --crl, or with --preset when the proxy reports a failure.`,
   run
 }

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { isAbsolute, relative, resolve } from 'node:path'
 
 /** Everything the CLI touches outside its arguments: the tests pass their own, `bin.ts` passes the process's. */
@@ -23,9 +23,13 @@ export class CliError extends Error {
 
 /** Wrong command line (unknown command or flag, missing argument): exit code 2, with a pointer to --help. */
 export class UsageError extends CliError {
-  constructor (message: string) {
+  /** Whether the message ends with a pointer to --help; a message that suggests the fix needs none. */
+  readonly help: boolean
+
+  constructor (message: string, options: { help?: boolean } = {}) {
     super(message, 2)
     this.name = 'UsageError'
+    this.help = options.help !== false
   }
 }
 
@@ -53,6 +57,17 @@ export function readUserFile (cwd: string, path: string, what: string): Buffer {
   } catch (error) {
     throw new CliError(`cannot read ${what} ${display(cwd, absolute(cwd, path))}: ${reason(error)}`)
   }
+}
+
+/** Refuses a path that is not a file the user can see (missing, a directory, in a directory they cannot enter). */
+export function existingFile (cwd: string, path: string, what: string): void {
+  let stats
+  try {
+    stats = statSync(path)
+  } catch (error) {
+    throw new CliError(`${what} ${display(cwd, path)}: ${reason(error)}`)
+  }
+  if (!stats.isFile()) throw new CliError(`${what} ${display(cwd, path)}: not a file`)
 }
 
 export function makeDir (cwd: string, path: string): void {

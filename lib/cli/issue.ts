@@ -51,6 +51,21 @@ function collectSans (values: Context['values']): Sans {
   return { email, dns, uri, ip }
 }
 
+/**
+ * A server certificate is for the host it is named after: clients check the name they connect to against
+ * the DNS and IP SANs only (never the CN), so the name goes first among them unless --dns/--ip give it.
+ */
+function addServerName (sans: Sans, name: string): void {
+  if (isIP(name) !== 0) {
+    if (!sans.ip.includes(name)) sans.ip.unshift(name)
+    return
+  }
+  if (!DNS_NAME.test(name)) {
+    throw new UsageError(`with --server the name is the host the certificate is for, and "${name}" is not a DNS name or an IP address`)
+  }
+  if (!sans.dns.some((dns) => dns.toLowerCase() === name.toLowerCase())) sans.dns.unshift(name)
+}
+
 function sanLines (sans: Sans): string[] {
   const lines: string[] = []
   const add = (kind: string, list: string[]): void => {
@@ -76,8 +91,8 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
   const format = oneOf(values, 'p12-format', p12Formats, 'compat')
   const subject = subjectFromText(stringOption(values, 'subject') ?? `CN=${name}`, '--subject')
   const sans = collectSans(values)
+  if (server) addServerName(sans, name)
   const sanCount = sans.email.length + sans.dns.length + sans.uri.length + sans.ip.length
-  if (server && sans.dns.length + sans.ip.length === 0) throw new UsageError('a server certificate needs --dns or --ip: browsers check the name in the address bar against those')
   if (subject.length === 0 && sanCount === 0) throw new UsageError('a certificate with an empty --subject needs at least one SAN (--email, --dns, --uri, --spiffe, --ip)')
   const notAfter = Date.now() + days * 86_400_000
   const caNotAfter = Date.parse(issuer.ca.cert.validTo)
@@ -210,7 +225,8 @@ export const issueCommand: Command = {
   --key-type <type>       ${keyTypes.join(', ')} (default: ec-p256)
   --password-file <file>  the PKCS#12 password, first line (default: a generated one, printed once)
   --p12-format <format>   compat (default: imports everywhere, macOS Keychain included) or aes (OpenSSL 3's default)
-  --server                a server certificate (serverAuth) instead, e.g. for localhost; no PKCS#12 unless --p12
+  --server                a server certificate (serverAuth) for the host <name> (a DNS name or an IP address, put in
+                          its SANs; more with --dns, --ip), e.g. "issue localhost --server"; no PKCS#12 unless --p12
   --force                 replace the files of an earlier certificate of this name (that one stays valid until revoked)`,
   run
 }

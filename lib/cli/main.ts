@@ -1,7 +1,7 @@
 // The command-line tool: development CAs, client certificates, CRLs, inspection and proxy configurations.
-import { parseArgs } from 'node:util'
+import { closest, readCommandLine } from './arguments.js'
 import { caCommand } from './ca.js'
-import type { Command, Values } from './command.js'
+import type { Command } from './command.js'
 import { inspectCommand } from './inspect.js'
 import { CliError, UsageError, type CliIo } from './io.js'
 import { issueCommand } from './issue.js'
@@ -34,7 +34,8 @@ function overview (): string {
   lines.push(
     '',
     'Every command takes --json (the result as JSON on stdout) and --help.',
-    `Exit codes: 0 done, 1 failed (the message says why), 2 wrong command line. "${NAME} <command> --help" for details.`,
+    'Exit codes: 0 done, 1 failed (the message says why), 2 wrong command line, 3 inspect: the certificate does not verify.',
+    `"${NAME} <command> --help" for details.`,
     'Needs the openssl command-line tool, except inspect (of PEM/DER) and proxy-config.'
   )
   return lines.join('\n') + '\n'
@@ -56,18 +57,11 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
   }
   const command = commands.get(name)
   try {
-    if (command === undefined) throw new UsageError(`unknown command "${name}"`)
-    let parsed: { values: Values, positionals: string[] }
-    try {
-      parsed = parseArgs({
-        args: [...rest],
-        options: { ...command.options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-        allowPositionals: true,
-        strict: true
-      }) as { values: Values, positionals: string[] }
-    } catch (error) {
-      throw new UsageError((error as Error).message)
+    if (command === undefined) {
+      const guess = closest(name, commands.keys())
+      throw guess === null ? new UsageError(`unknown command "${name}"`) : new UsageError(`unknown command "${name}" (did you mean ${guess}?)`, { help: false })
     }
+    const parsed = readCommandLine(rest, { ...command.options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
     const { values, positionals } = parsed
     const json = values.json === true
     if (values.help === true) {
@@ -78,18 +72,20 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     if (positionals.length !== expected) {
       throw new UsageError(expected === 0 ? `${name} takes no argument ("${positionals[0]}")` : `${name} needs exactly one argument: ${command.usage}`)
     }
+    let exitCode = 0
     const result = await command.run({
       io,
       values,
       operand: positionals[0],
       say: json ? () => {} : (line = '') => io.stdout(printable(line) + '\n'),
-      output: json ? () => {} : (text) => io.stdout(text)
+      output: json ? () => {} : (text) => io.stdout(text),
+      setExitCode: (code) => { exitCode = code }
     })
     if (json) io.stdout(jsonText(result) + '\n')
-    return 0
+    return exitCode
   } catch (error) {
     if (error instanceof CliError) {
-      const hint = error instanceof UsageError ? ` (see "${NAME} ${command === undefined ? '' : name + ' '}--help")` : ''
+      const hint = error instanceof UsageError && error.help ? ` (see "${NAME} ${command === undefined ? '' : name + ' '}--help")` : ''
       io.stderr(`${NAME}: ${printable(error.message)}${hint}\n`)
       return error.exitCode
     }

@@ -186,12 +186,38 @@ function registration (preset: ProxyKind, c: Checked): string {
   return `# Fastify: app.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: '${preset}', trust: [${trust}]${secret} } })`
 }
 
-function nginx (c: Checked): string {
-  const lines = [
-    '# nginx terminates mutual TLS and forwards the client certificate to Fastify.',
-    registration('nginx', c),
-    ''
+/** How each proxy is checked and run from the directory its file is saved in: the path given absolute, as nginx and Apache resolve a relative one against their own prefix. */
+const launch: Record<ProxyKind, (c: Checked) => { file: string, check: string, run: string }> = {
+  nginx: (c) => ({
+    file: 'nginx.conf',
+    // -e: nginx opens its default error log before reading the file, which fails for a user who cannot write there.
+    check: `nginx -t -e ${c.work}/error.log -c "$PWD/nginx.conf"`,
+    run: `nginx -e ${c.work}/error.log -c "$PWD/nginx.conf" -g 'daemon off;'`
+  }),
+  apache: () => ({ file: 'apache.conf', check: 'apachectl -t -f "$PWD/apache.conf"', run: 'apachectl -f "$PWD/apache.conf" -DFOREGROUND' }),
+  haproxy: () => ({ file: 'haproxy.cfg', check: 'haproxy -c -f "$PWD/haproxy.cfg"', run: 'haproxy -db -f "$PWD/haproxy.cfg"' }),
+  caddy: () => ({
+    file: 'Caddyfile',
+    check: 'caddy validate --adapter caddyfile --config "$PWD/Caddyfile"',
+    run: 'caddy run --adapter caddyfile --config "$PWD/Caddyfile"'
+  })
+}
+
+/** The comment lines every configuration opens with: what it does, how Fastify trusts it, and how to start it as printed. */
+function header (kind: ProxyKind, what: string, c: Checked): string[] {
+  const { file, check, run } = launch[kind](c)
+  return [
+    `# ${what} terminates mutual TLS and forwards the client certificate to Fastify.`,
+    registration(kind, c),
+    `# Save as ${file}; then, in its directory, create the work directory, check the file, run it in the foreground:`,
+    `#   mkdir -p ${c.work}`,
+    `#   ${check}`,
+    `#   ${run}`
   ]
+}
+
+function nginx (c: Checked): string {
+  const lines = [...header('nginx', 'nginx', c), '']
   if (c.user !== null) lines.push('# Workers run as this account when nginx starts as root.', `user ${c.user} ${c.group!};`)
   lines.push(
     '# One worker: it holds the keep-alive connections to Fastify (each worker has its own).',
@@ -204,6 +230,13 @@ function nginx (c: Checked): string {
     '}',
     '',
     'http {',
+    '  # WebSocket upgrades pass through; an ordinary request sends no Connection header and keeps its',
+    "  # keep-alive connection to Fastify (nginx's usual 'close' here would end it after every request).",
+    '  map $http_upgrade $connection_upgrade {',
+    '    default upgrade;',
+    "    '' '';",
+    '  }',
+    '',
     `  access_log ${c.work}/access.log;`,
     `  client_body_temp_path ${c.work}/client_body_temp;`,
     `  proxy_temp_path ${c.work}/proxy_temp;`,
@@ -237,9 +270,10 @@ function nginx (c: Checked): string {
     '',
     '    location / {',
     '      proxy_pass http://fastify;',
-    '      # HTTP/1.1 without "Connection: close": required for keep-alive to Fastify.',
+    '      # HTTP/1.1 without "Connection: close": required for keep-alive to Fastify (and for upgrades).',
     '      proxy_http_version 1.1;',
-    '      proxy_set_header Connection "";',
+    '      proxy_set_header Upgrade $http_upgrade;',
+    '      proxy_set_header Connection $connection_upgrade;',
     '      proxy_set_header Host $host;',
     '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     '      proxy_set_header X-Forwarded-Proto $scheme;',
@@ -265,9 +299,8 @@ function apache (c: Checked): string {
   const module = (name: string): string => `LoadModule ${name}_module ${c.apacheModules}/mod_${name}.so`
   const backend = c.upstreamSocket === null ? `http://${c.upstreamAddress!}/` : `unix:${c.upstreamSocket}|http://localhost/`
   const lines = [
-    '# Apache httpd 2.4 terminates mutual TLS and forwards the client certificate to Fastify.',
-    registration('apache', c),
-    `# Run: apache2 -d ${c.work} -f <this file> -DFOREGROUND`,
+    ...header('apache', 'Apache httpd 2.4', c),
+    '# apachectl hands these flags to the server binary (apache2 on Debian, httpd elsewhere), which takes them directly too.',
     '',
     module('mpm_event'),
     // Without an authorization module Apache refuses every request.
@@ -343,9 +376,7 @@ function apache (c: Checked): string {
 
 function haproxy (c: Checked): string {
   const lines = [
-    '# HAProxy 2.6 terminates mutual TLS and forwards the client certificate to Fastify.',
-    registration('haproxy', c),
-    '# Run: haproxy -f <this file> (-db: in the foreground)',
+    ...header('haproxy', 'HAProxy 2.6', c),
     `# ${c.cert}: the certificate, its intermediates and the key, in one file.`,
     '',
     'global',
@@ -395,9 +426,7 @@ function haproxy (c: Checked): string {
 
 function caddy (c: Checked): string {
   const lines = [
-    '# Caddy 2.6 terminates mutual TLS and forwards the client certificate to Fastify.',
-    registration('caddy', c),
-    '# Run: caddy run --adapter caddyfile --config <this file>',
+    ...header('caddy', 'Caddy 2.6', c),
     '{',
     '  admin off',
     '  auto_https off',

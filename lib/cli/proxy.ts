@@ -1,6 +1,6 @@
 import { proxyConfig, proxyKinds, type ProxyConfigOptions, type ProxyKind } from './proxy-config.js'
 import { oneOf, stringOption, type Command, type Context } from './command.js'
-import { absolute, CliError, UsageError } from './io.js'
+import { absolute, CliError, existingFile, UsageError } from './io.js'
 
 /** The flag for each option `proxyConfig` can name in an error: the user knows the flags. */
 export const proxyConfigFlags: Readonly<Record<string, string>> = Object.freeze({
@@ -48,6 +48,12 @@ async function run ({ io, values, operand, output }: Context): Promise<unknown> 
     if (value === undefined) throw new UsageError(`--${name} is required`)
     return absolute(io.cwd, value)
   }
+  // The proxy would refuse to start over a missing file: say so now, while the flag is at hand.
+  const file = (name: string, fallback?: string): string => {
+    const value = path(name, fallback)
+    existingFile(io.cwd, value, `--${name}`)
+    return value
+  }
   const socket = stringOption(values, 'upstream-socket')
   if (socket !== undefined && values.upstream !== undefined) throw new UsageError('give --upstream or --upstream-socket, not both')
   const secretHeader = stringOption(values, 'secret-header')
@@ -56,9 +62,9 @@ async function run ({ io, values, operand, output }: Context): Promise<unknown> 
   const options: ProxyConfigOptions = {
     listen: hostPort(stringOption(values, 'listen') ?? '443', '--listen', '0.0.0.0'),
     upstream: socket === undefined ? hostPort(stringOption(values, 'upstream') ?? '127.0.0.1:3000', '--upstream', '127.0.0.1') : { socket: absolute(io.cwd, socket) },
-    serverCertPath: path('cert'),
-    serverKeyPath: path('key'),
-    clientCaPath: path('client-ca', 'pki/ca.crt'),
+    serverCertPath: file('cert'),
+    serverKeyPath: file('key'),
+    clientCaPath: file('client-ca', 'pki/ca.crt'),
     verify: oneOf(values, 'verify', ['optional', 'required'] as const, 'optional'),
     workDir: path('work-dir', `${kind}-work`)
   }
@@ -101,8 +107,10 @@ export const proxyConfigCommand: Command = {
     'apache-modules-dir': { type: 'string' }
   },
   help: `Prints the configuration the test suite runs against the real proxy, for your ports and paths (relative
-paths become absolute). The proxy terminates mutual TLS and forwards the certificate in the headers of the
-plugin's preset of the same name; the first comment line says how to register the plugin.
+paths become absolute; --cert, --key and --client-ca must exist). The proxy terminates mutual TLS and forwards
+the certificate in the headers of the plugin's preset of the same name. The comment lines at the top say how
+to register the plugin, the file name to save it as, and the lines that create the work directory, check
+the file and run the proxy.
 
   --listen <[host:]port>      where the proxy accepts clients (default: 443 on all interfaces)
   --server-name <host>        the name clients address the proxy by (default: localhost)

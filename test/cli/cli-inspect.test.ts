@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { certificateHeaders } from '../../lib/cli/inspect.js'
@@ -13,6 +13,7 @@ import { getPreset, presetNames } from '../../lib/sources/presets/index.js'
 import { proxyConfig, proxyKinds } from '../../lib/cli/proxy-config.js'
 import { getCorpus } from '../helpers/certs.js'
 import { cliRunner } from '../helpers/cli.js'
+import { requireProxy } from '../helpers/proxies.js'
 
 const root = mkdtempSync(join(tmpdir(), 'fastify-client-cert-cli-inspect-'))
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
@@ -82,20 +83,31 @@ t.test('inspect: a certificate gives exactly identityFromCertificate', async (t)
   t.match(yes.stdout, /verified +yes\n/, 'the intermediate comes from the chain file')
 })
 
+/** `inspect … --json` of a certificate that does not verify: the identity is printed, and the exit code is 3. */
+async function refused (t: Test, args: string[], options: Parameters<typeof run>[1] = {}): Promise<any> {
+  const result = await run([...args, '--json'], options)
+  t.equal(result.code, 3, `${args.join(' ')} exits with 3 (not verified): ${result.stderr}`)
+  t.equal(result.stderr, '')
+  return JSON.parse(result.stdout)
+}
+
 t.test('inspect: verdicts as the plugin reaches them', async (t) => {
   const { dir, bob } = await ready
   const corpus = await getCorpus()
-  const revoked = await json(t, ['inspect', bob.certificate, '--ca', join(dir, 'ca.crt'), '--crl', join(dir, 'crl.pem')])
+  const revoked = await refused(t, ['inspect', bob.certificate, '--ca', join(dir, 'ca.crt'), '--crl', join(dir, 'crl.pem')])
   t.equal(revoked.verified, false)
   t.equal(revoked.verifyError, 'CERT_REVOKED')
   const human = await run(['inspect', bob.certificate, '--ca', join(dir, 'ca.crt'), '--crl', join(dir, 'crl.pem')])
   t.match(human.stdout, /verified +no: CERT_REVOKED\n/)
-  const expired = await json(t, ['inspect', corpus.leaves.expired.certPath, '--ca', corpus.caPath])
+  t.equal(human.code, 3, 'a revoked certificate exits with 3, as openssl verify exits non-zero')
+  const expired = await refused(t, ['inspect', corpus.leaves.expired.certPath, '--ca', corpus.caPath])
   t.equal(expired.verifyError, 'CERT_HAS_EXPIRED')
-  const foreign = await json(t, ['inspect', bob.certificate, '--ca', corpus.caPath])
+  const foreign = await refused(t, ['inspect', bob.certificate, '--ca', corpus.caPath])
   t.equal(foreign.verifyError, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'another CA: the chain check fails')
-  const serverCert = await json(t, ['inspect', corpus.leaves.serverauth.certPath, '--ca', corpus.caPath])
+  const serverCert = await refused(t, ['inspect', corpus.leaves.serverauth.certPath, '--ca', corpus.caPath])
   t.equal(serverCert.verifyError, 'INVALID_PURPOSE')
+  t.equal((await run(['inspect', bob.certificate])).code, 0, 'nothing to check without --ca: 0')
+  await fails(t, ['inspect', bob.certificate, '--crl', join(dir, 'crl.pem')], 2, '--crl needs --ca to check a certificate file')
 })
 
 t.test('inspect: PKCS#12', async (t) => {
@@ -141,7 +153,7 @@ t.test('inspect --preset: forwarded headers give the identity of the plugin in p
   t.same(await json(t, ['inspect', '-', '--preset', 'nginx', '--header', 'X-SSL-Client-Verify: SUCCESS'], { stdin: escaped + '\n' }), proxied, 'a bare value goes to the certificate header')
   const dump = `X-SSL-Client-Cert: ${escaped}\r\nHost: app.example\r\n\r\nX-SSL-Client-Verify:   SUCCESS  \r\n`
   t.same(await json(t, ['inspect', '-', '--preset', 'nginx'], { stdin: dump }), proxied, 'a header dump')
-  const failed = await json(t, ['inspect', '-', '--preset', 'nginx', '--header', 'X-SSL-Client-Verify: FAILED:certificate revoked'], { stdin: escaped })
+  const failed = await refused(t, ['inspect', '-', '--preset', 'nginx', '--header', 'X-SSL-Client-Verify: FAILED:certificate revoked'], { stdin: escaped })
   t.equal(failed.verified, false)
   t.equal(failed.verifyError, 'certificate revoked', "the proxy's own words")
   const human = await run(['inspect', '-', '--preset', 'nginx', '--header', 'X-SSL-Client-Verify: FAILED:certificate revoked'], { stdin: escaped })
@@ -151,7 +163,7 @@ t.test('inspect --preset: forwarded headers give the identity of the plugin in p
   const apache = await json(t, ['inspect', '-', '--preset', 'apache', '--header', 'X-SSL-Client-Verify: SUCCESS', '--ca', join(dir, 'ca.crt')],
     { stdin: pem.replace(/\n/g, ' ') })
   t.same(apache, expected(identityFromCertificate(pem, { source: 'proxy', proxy: 'apache', verified: true })))
-  const haproxy = await json(t, ['inspect', '-', '--preset', 'haproxy', '--header', 'X-SSL-Client-Verify: 0', '--header', 'X-SSL-Client-Used: 1',
+  const haproxy = await refused(t, ['inspect', '-', '--preset', 'haproxy', '--header', 'X-SSL-Client-Verify: 0', '--header', 'X-SSL-Client-Used: 1',
     '--crl', join(dir, 'crl.pem')], { stdin: new X509Certificate(readFileSync(bob.certificate)).raw.toString('base64') })
   t.equal(haproxy.verifyError, 'CERT_REVOKED', '--crl without --ca: the CRL is trusted as configured')
   const azure = await json(t, ['inspect', '-', '--preset', 'azure', '--ca', join(dir, 'ca.crt')], { stdin: new X509Certificate(pem).raw.toString('base64') })
@@ -169,7 +181,7 @@ t.test('inspect --preset: forwarded headers give the identity of the plugin in p
     t.match(names.stdout, new RegExp(`${field} +-\\n`), `${field} is unknown`)
   }
   t.match(names.stdout, /verified +yes/)
-  const namesIdentity = await json(t, ['inspect', '-', '--preset', 'envoy', '--ca', join(dir, 'ca.crt')],
+  const namesIdentity = await refused(t, ['inspect', '-', '--preset', 'envoy', '--ca', join(dir, 'ca.crt')],
     { stdin: 'X-Forwarded-Client-Cert: Subject="CN=alice"\n' })
   t.equal(namesIdentity.subject, 'CN=alice')
   t.equal(namesIdentity.certificate, null)
@@ -202,6 +214,12 @@ t.test('inspect --preset: every preset has a certificate header', async (t) => {
 })
 
 t.test('proxy-config prints proxyConfig for the given ports and paths', async (t) => {
+  await ready
+  const etc = join(root, 'etc')
+  mkdirSync(etc, { recursive: true })
+  for (const file of ['server.pem', 'server.key', 'a', 'b', 'my server.crt', join('etc', 'server.crt'), join('etc', 'server.key'), join('etc', 'clients.crt')]) {
+    writeFileSync(join(root, file), '')
+  }
   for (const kind of proxyKinds) {
     const result = await run(['proxy-config', kind, '--cert', 'server.pem', '--key', kind === 'haproxy' ? 'server.pem' : 'server.key',
       '--listen', '8443', '--upstream', '127.0.0.1:3001'])
@@ -219,9 +237,9 @@ t.test('proxy-config prints proxyConfig for the given ports and paths', async (t
   const options = {
     listen: { host: '::1', port: 443 },
     upstream: { socket: '/run/app.sock' },
-    serverCertPath: '/etc/ssl/server.crt',
-    serverKeyPath: '/etc/ssl/server.key',
-    clientCaPath: '/etc/ssl/clients.crt',
+    serverCertPath: join(etc, 'server.crt'),
+    serverKeyPath: join(etc, 'server.key'),
+    clientCaPath: join(etc, 'clients.crt'),
     verify: 'required' as const,
     workDir: '/var/lib/proxy',
     user: 'www-data',
@@ -230,8 +248,8 @@ t.test('proxy-config prints proxyConfig for the given ports and paths', async (t
     secret: { header: 'X-Proxy-Secret', value: 'c2VjcmV0LXZhbHVlLTEyMzQ1Njc4' },
     apacheModulesDir: '/usr/lib/httpd/modules'
   }
-  const all = await json(t, ['proxy-config', 'apache', '--listen', '[::1]:443', '--upstream-socket', '/run/app.sock', '--cert', '/etc/ssl/server.crt',
-    '--key', '/etc/ssl/server.key', '--client-ca', '/etc/ssl/clients.crt', '--verify', 'required', '--work-dir', '/var/lib/proxy',
+  const all = await json(t, ['proxy-config', 'apache', '--listen', '[::1]:443', '--upstream-socket', '/run/app.sock', '--cert', 'etc/server.crt',
+    '--key', join(etc, 'server.key'), '--client-ca', 'etc/clients.crt', '--verify', 'required', '--work-dir', '/var/lib/proxy',
     '--user', 'www-data', '--group', 'www', '--server-name', 'app.example', '--secret-header', 'X-Proxy-Secret', '--secret-value', 'c2VjcmV0LXZhbHVlLTEyMzQ1Njc4',
     '--apache-modules-dir', '/usr/lib/httpd/modules'])
   t.same(all, { kind: 'apache', options, config: proxyConfig('apache', options) })
@@ -250,6 +268,12 @@ t.test('proxy-config prints proxyConfig for the given ports and paths', async (t
   await fails(t, ['proxy-config', 'haproxy', '--cert', 'a', '--key', 'b'], 1, /^fastify-client-cert: --key must be serverCertPath itself/)
   await fails(t, ['proxy-config', 'nginx', '--cert', 'a', '--key', 'b', '--group', 'www'], 1, /^fastify-client-cert: --group needs options.user/)
   await fails(t, ['proxy-config', 'caddy', '--cert', 'a', '--key', 'b', '--server-name', '10.0.0.1'], 1, /^fastify-client-cert: --server-name must be a host name/)
+  await fails(t, ['proxy-config', 'nginx', '--cert', 'missing.crt', '--key', 'b'], 1, /^fastify-client-cert: --cert missing\.crt: no such file\n/)
+  await fails(t, ['proxy-config', 'nginx', '--cert', 'a', '--key', join(root, 'nope', 'b')], 1, /^fastify-client-cert: --key .*nope\/b: no such file\n/)
+  await fails(t, ['proxy-config', 'nginx', '--cert', 'a', '--key', 'b', '--client-ca', 'etc'], 1, 'fastify-client-cert: --client-ca etc: not a file\n')
+  const inEtc = await cliRunner(etc)(['proxy-config', 'nginx', '--cert', '../a', '--key', '../b'])
+  t.equal(inEtc.code, 1)
+  t.equal(inEtc.stderr, 'fastify-client-cert: --client-ca pki/ca.crt: no such file\n', 'the default --client-ca must exist too')
   // Every option proxyConfig can name in an error has its flag.
   const named = new Set([...readFileSync('lib/cli/proxy-config.ts', 'utf8').matchAll(/'(kind|options(?:\.[A-Za-z]+)*)'/g)].map((m) => m[1]))
   t.ok(named.size > 10)
@@ -270,6 +294,30 @@ t.test('the built bin runs as users run it', async (t) => {
   t.equal(usage.status, 2)
   t.match(usage.stderr, 'issue needs exactly one argument')
   t.match(execFileSync(process.execPath, [bin, '--help'], { env, encoding: 'utf8' }), 'Usage: fastify-client-cert <command>')
+})
+
+t.test('proxy-config: each printed configuration, saved and started as its comment lines say, passes the proxy\'s own check', async (t) => {
+  const { dir } = await ready
+  const server = await json(t, ['issue', 'localhost', '--server', '--dir', dir])
+  const combined = join(root, 'localhost.pem')
+  writeFileSync(combined, readFileSync(server.chain, 'utf8') + readFileSync(server.key, 'utf8'))
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/local/sbin:/sbin` }
+  for (const kind of proxyKinds) {
+    if (!requireProxy(t, kind)) continue
+    const cwd = mkdtempSync(join(root, `${kind}-`))
+    const files = kind === 'haproxy' ? ['--cert', combined, '--key', combined] : ['--cert', server.chain, '--key', server.key]
+    const printed = await cliRunner(cwd)(['proxy-config', kind, ...files, '--client-ca', join(dir, 'ca.crt'), '--listen', '127.0.0.1:8443'])
+    t.equal(printed.code, 0, printed.stderr)
+    const name = /^# Save as ([^;/]+);/m.exec(printed.stdout)?.[1]
+    t.ok(name, `${kind}: names the file to save it as`)
+    const lines = [...printed.stdout.matchAll(/^# {3}(.+)$/gm)].map((match) => match[1])
+    t.equal(lines.length, 3, `${kind}: the lines that make the work directory, check the file and run the proxy`)
+    t.equal(lines[0], `mkdir -p ${join(cwd, `${kind}-work`)}`, `${kind}: the work directory is made first`)
+    t.equal(lines[1].split(' ')[0], lines[2].split(' ')[0], `${kind}: checked and run by the same command`)
+    writeFileSync(join(cwd, name!), printed.stdout)
+    const check = spawnSync('sh', ['-e', '-c', `${lines[0]}\n${lines[1]}\n`], { cwd, env, encoding: 'utf8', timeout: 60_000 })
+    t.equal(check.status, 0, `${kind}: ${lines[1]}\n${check.stdout}${check.stderr}`)
+  }
 })
 
 t.test('a server importing the plugin loads nothing of the CLI', async (t) => {

@@ -4,7 +4,10 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { once } from 'node:events'
+import { isIP, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { checkServerIdentity, connect, createServer } from 'node:tls'
 import { RevocationList } from '../../lib/revocation/crl.js'
 import { main } from '../../lib/cli/main.js'
 import { loadIssuer } from '../../lib/cli/pki.js'
@@ -82,10 +85,41 @@ t.test('help, usage errors and exit codes', async (t) => {
   t.match(issueHelp.stdout, 'Usage: fastify-client-cert issue <name>')
   t.match(issueHelp.stdout, '--json')
   await fails(t, ['frobnicate'], 2, 'unknown command "frobnicate" (see "fastify-client-cert --help")')
-  await fails(t, ['issue', 'alice', '--colour'], 2, /Unknown option '--colour'.*\(see "fastify-client-cert issue --help"\)/)
+  await fails(t, ['issue', 'alice', '--colour'], 2, 'fastify-client-cert: unknown option --colour (see "fastify-client-cert issue --help")\n')
   await fails(t, ['ca', 'extra'], 2, 'ca takes no argument ("extra")')
   await fails(t, ['issue'], 2, 'issue needs exactly one argument')
   await fails(t, ['issue', 'a', 'b'], 2, 'issue needs exactly one argument')
+})
+
+t.test('option errors in our own words, with a suggestion, never parseArgs text; exit code 2', async (t) => {
+  const usage = async (args: string[], message: string): Promise<void> => {
+    const result = await fails(t, args, 2, message)
+    t.equal(result.stderr, `fastify-client-cert: ${message}\n`, `${args.join(' ')}: exactly our message`)
+    t.notMatch(result.stderr, /ERR_PARSE_ARGS|To specify a positional|argument missing|ambiguous/, 'no parseArgs text')
+  }
+  const help = (command: string): string => ` (see "fastify-client-cert ${command}--help")`
+  await usage(['ca', '--dyas', '30'], 'unknown option --dyas (did you mean --days?)')
+  await usage(['issue', 'alice', '--subjet', 'CN=a'], 'unknown option --subjet (did you mean --subject?)')
+  await usage(['issue', 'alice', '--jsno'], 'unknown option --jsno (did you mean --json?)')
+  await usage(['issue', 'alice', '--serv'], 'unknown option --serv (did you mean --server?)')
+  await usage(['issue', 'alice', '--p12format', 'aes'], 'unknown option --p12format (did you mean --p12-format?)')
+  await usage(['ca', '--zzz'], 'unknown option --zzz' + help('ca '))
+  await usage(['ca', '-x'], 'unknown option -x' + help('ca '))
+  await usage(['ca', '--days'], '--days needs a value (--days <value>, or --days=<value> for one that starts with -)' + help('ca '))
+  await usage(['ca', '--days', '--json'], '--days needs a value (--days <value>, or --days=<value> for one that starts with -)' + help('ca '))
+  await usage(['ca', '--json=yes'], '--json takes no value (give "--json" alone)' + help('ca '))
+  await usage(['ca', '--days', '3', '--days', '4'], '--days is given twice' + help('ca '))
+  await usage(['ca', '--days', 'soon'], '--days must be a whole number of days from 1 to 36500' + help('ca '))
+  await usage(['isue', 'alice'], 'unknown command "isue" (did you mean issue?)')
+  await usage(['inpsect', 'x'], 'unknown command "inpsect" (did you mean inspect?)')
+  // What still works: -h, "--" before an operand that starts with -, an inline value, a repeatable flag.
+  t.equal((await run(['ca', '-h'])).code, 0)
+  const dir = join(root, 'options-ok')
+  await ok(t, ['ca', '--dir=' + dir, '--days=3000'])
+  const issued = await json(t, ['issue', 'alice', '--dir', dir, '--dns', 'a.example', '--dns', 'b.example'])
+  t.same(issued.san.dns, ['a.example', 'b.example'])
+  await fails(t, ['ca', '--dir', join(root, 'unused'), '--days=-1'], 2, '--days must be a whole number') // an inline value may start with -
+  await fails(t, ['inspect', '--', '--not-a-flag'], 1, 'cannot read the input --not-a-flag: no such file')
 })
 
 t.test('ca: a root CA with defaults, then refusal to overwrite its key', async (t) => {
@@ -292,11 +326,41 @@ t.test('issue: server certificates', async (t) => {
   t.match(openssl('verify', '-purpose', 'sslserver', '-untrusted', join(dir, 'intermediate.crt'), '-CAfile', join(dir, 'root.crt'), server.certificate), 'OK')
   const chain = readFileSync(server.chain, 'utf8')
   t.equal(chain.match(/BEGIN CERTIFICATE/g)?.length, 2, 'the chain a server presents holds the intermediate')
+  t.same(server.san.dns, ['localhost'], 'the name given by --dns is not repeated')
+  t.same(server.san.ip, ['127.0.0.1', '::1'])
   const rsa = await json(t, ['issue', 'rsa.example', '--dir', dir, '--server', '--dns', '*.example.org', '--key-type', 'rsa-2048', '--p12'])
+  t.same(rsa.san.dns, ['rsa.example', '*.example.org'], 'the name comes first, then --dns')
   t.match(openssl('x509', '-in', rsa.certificate, '-noout', '-ext', 'keyUsage'), 'Digital Signature, Key Encipherment', 'RSA server keys may encipher')
   t.equal(rsa.p12Format, 'compat', '--p12 writes one for a server too')
   t.ok(existsSync(rsa.p12))
-  await fails(t, ['issue', 'web', '--dir', dir, '--server'], 2, 'a server certificate needs --dns or --ip')
+  await fails(t, ['issue', 'web_1', '--dir', dir, '--server'], 2, 'with --server the name is the host the certificate is for, and "web_1" is not a DNS name or an IP address')
+})
+
+t.test('issue NAME --server: NAME is in the SANs, so a TLS client connecting to that host accepts the certificate', async (t) => {
+  const dir = join(root, 'pki-server-name')
+  await ok(t, ['ca', '--dir', dir, '--intermediate'])
+  const byName = await json(t, ['issue', 'localhost', '--dir', dir, '--server'])
+  t.same(byName.san, { dns: ['localhost'], email: [], uri: [], ip: [] }, 'a DNS SAN')
+  const byAddress = await json(t, ['issue', '127.0.0.1', '--dir', dir, '--server'])
+  t.same(byAddress.san, { dns: [], email: [], uri: [], ip: ['127.0.0.1'] }, 'an IP SAN for an IP address')
+  const mixed = await json(t, ['issue', 'Api.Example.org', '--dir', dir, '--server', '--dns', 'api.example.org', '--ip', '10.0.0.1'])
+  t.same(mixed.san.dns, ['api.example.org'], 'DNS names compare without case')
+  t.same(mixed.san.ip, ['10.0.0.1'])
+  const client = await json(t, ['issue', 'localhost-client', '--dir', dir])
+  t.same(client.san.dns, [], 'a client certificate gets no SAN from its name')
+
+  // A real handshake: the client checks the host it connects to against the SANs (never the CN).
+  const ca = readFileSync(join(dir, 'ca.crt'))
+  for (const [issued, host] of [[byName, 'localhost'], [byAddress, '127.0.0.1']]) {
+    const server = createServer({ key: readFileSync(issued.key), cert: readFileSync(issued.chain) }, (socket) => socket.end())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const socket = connect({ host: '127.0.0.1', port, ca, ...(isIP(host) === 0 ? { servername: host } : {}), checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert) })
+    const [error] = await Promise.race([once(socket, 'secureConnect').then(() => [null]), once(socket, 'error')])
+    t.equal(error, null, `a client connecting to ${host as string} accepts ${issued.name as string}'s certificate`)
+    socket.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  }
 })
 
 t.test('issue: bad input', async (t) => {

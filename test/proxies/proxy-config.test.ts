@@ -111,7 +111,11 @@ t.test('the server name clients use', async (t) => {
 })
 
 t.test('keep-alive to the upstream is on', async (t) => {
-  t.match(proxyConfig('nginx', options('nginx')), /keepalive 16;[^]*proxy_http_version 1\.1;\n {6}proxy_set_header Connection "";/)
+  const nginx = proxyConfig('nginx', options('nginx'))
+  // Connection is empty for an ordinary request (keep-alive), "upgrade" for a WebSocket upgrade.
+  t.match(nginx, /^ {2}map \$http_upgrade \$connection_upgrade \{\n {4}default upgrade;\n {4}'' '';\n {2}\}$/m)
+  t.match(nginx, /keepalive 16;[^]*proxy_http_version 1\.1;\n {6}proxy_set_header Upgrade \$http_upgrade;\n {6}proxy_set_header Connection \$connection_upgrade;/)
+  t.notMatch(nginx, /Connection "close"|Connection close/)
   t.match(proxyConfig('apache', options('apache')), /ServerLimit 1\n/)
   t.match(proxyConfig('haproxy', options('haproxy')), /^ {2}http-reuse always$/m)
   t.match(proxyConfig('caddy', options('caddy')), /^\t{3}keepalive 60s$/m)
