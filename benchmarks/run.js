@@ -1,9 +1,9 @@
 // fastify-client-cert benchmarks: what authentication by client certificate costs per request, next to the
 // same route without it and to what users would write or install instead. See README.md, "Benchmarks".
 //
-//   npm run bench                 (root: build, install these deps, run: about 5 minutes)
-//   npm run bench -- --quick      (about 1 minute smoke run; writes under results/quick/)
-//   node benchmarks/run.js [--quick] [--profile] [--only=http|micro] [--from=results/x.json]
+//   npm run bench                 (root: build, install these deps, run the default rows: about 11 minutes)
+//   npm run bench -- --quick      (about 2 minutes smoke run; writes under results/quick/)
+//   node benchmarks/run.js [--quick] [--profile] [--only=cold,micro,…] [--churn[=N]] [--from=results/x.json]
 //
 // Servers run in child processes (lib/server.js) so their CPU time is their own; this process is the load
 // generator. Rounds of each comparison alternate (A B A B …) and every ratio is taken against the baseline
@@ -11,12 +11,14 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, platform, release, totalmem } from 'node:os'
-import { join, relative } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { makeCertificates } from './lib/certs.js'
-import { ServerProcess } from './lib/child.js'
-import { clientPerCertificate, closeAll, pool, probe, round } from './lib/load.js'
+import { SERVER_V8_FLAGS, ServerProcess } from './lib/child.js'
+import { runChurn, summarizeChurn, churnSvg } from './lib/churn.js'
+import { CertificateForge, nginxEscape } from './lib/forge.js'
+import { clientPerCertificate, closeAll, handshakeRound, plainPool, pool, probe, round } from './lib/load.js'
 import { findNginx, startNginx } from './lib/nginx.js'
 import { formatProfile, summarizeProfile } from './lib/profile.js'
 import { markdownReport, svgChart, textReport } from './lib/report.js'
@@ -26,8 +28,8 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const root = join(here, '..')
 
 const SETTINGS = {
-  full: { roundMs: 2000, warmupMs: 2000, cycles: 10, many: 200, micro: { rounds: 5, timeMs: 300, warmupMs: 100 }, profileMs: 3000 },
-  quick: { roundMs: 700, warmupMs: 500, cycles: 5, many: 40, micro: { rounds: 3, timeMs: 60, warmupMs: 20 }, profileMs: 1000 }
+  full: { roundMs: 2000, warmupMs: 2000, cycles: 8, many: 200, cold: { count: 12_000 }, handshakeInflight: 8, micro: { rounds: 5, timeMs: 300, warmupMs: 100 }, profileMs: 3000, churn: 1_000_000, churnSampleMs: 2000 },
+  quick: { roundMs: 700, warmupMs: 500, cycles: 5, many: 40, cold: { count: 12_000 }, handshakeInflight: 8, micro: { rounds: 3, timeMs: 60, warmupMs: 20 }, profileMs: 1000, churn: 100_000, churnSampleMs: 1000 }
 }
 // Requests in flight at any time, in every HTTP comparison.
 const INFLIGHT = 32
@@ -37,11 +39,14 @@ function log (message) {
 }
 
 function usage () {
-  return `usage: node benchmarks/run.js [--quick] [--profile] [--only=http|micro]
-  --quick    short smoke run (about a minute); results go to benchmarks/results/quick/
+  return `usage: node benchmarks/run.js [--quick] [--profile] [--only=ROWS] [--churn[=N]]
+  --quick    short rounds (about 2 minutes for the default rows); results go to benchmarks/results/quick/
   --profile  profile the plugin's variant of every comparison and the targeted codecs, missed targets or not
              (a missed target is always profiled)
-  --only     run only the HTTP or only the micro benchmarks
+  --only     comma-separated rows: ${ROWS.join(', ')} (http: every HTTP row but churn);
+             default: all but churn. A partial run writes under results/[quick/]only-<rows>/
+  --churn    add the churn row: N distinct certificates (default 1,000,000; with --quick 100,000); the full
+             run writes docs/benchmarks-churn.svg
   --from     re-render the table, latest.md and chart.svg from a results JSON, without measuring`
 }
 
@@ -90,11 +95,24 @@ function machine (quick, settings, nginx) {
   }
 }
 
-function suiteDefinitions (certs, many) {
+// Every selectable row: the HTTP comparisons, the micro benchmarks, and the churn (not in the default set).
+export const ROWS = ['tls', 'h2', 'nginx-hit', 'nginx-miss', 'cold', 'handshake', 'micro', 'churn']
+const DEFAULT_ROWS = ROWS.filter((row) => row !== 'churn')
+// Older spellings of --only.
+const ALIASES = { http: ['tls', 'h2', 'nginx-hit', 'nginx-miss', 'cold', 'handshake'] }
+
+function control (transport, what) {
+  return { id: `${transport}-control`, label: `control: ${what} + a no-op onRequest hook`, user: null }
+}
+
+function suiteDefinitions (certs, settings) {
   const user = certs.client.name
+  const many = certs.many
+  const cold = settings.cold
   return [
     {
       id: 'tls',
+      kind: 'pool',
       title: 'Direct TLS, HTTP/1.1',
       description: 'HTTPS Fastify with requestCert on 127.0.0.1; undici Pool, 8 keep-alive connections × 4 pipelined requests, one client certificate',
       baseline: 'tls-bare',
@@ -102,6 +120,7 @@ function suiteDefinitions (certs, many) {
       load: { connections: 8, pipelining: 4 },
       variants: [
         { id: 'tls-bare', label: 'bare route (requestCert, no auth)', user: null },
+        control('tls', 'bare route'),
         { id: 'tls-plugin', label: 'fastify-client-cert', user },
         { id: 'tls-hook', label: 'hand-written getPeerCertificate() hook', user },
         { id: 'tls-passport', label: '@fastify/passport + passport-client-cert', user }
@@ -109,39 +128,71 @@ function suiteDefinitions (certs, many) {
     },
     {
       id: 'h2',
+      kind: 'pool',
       title: 'Direct TLS, HTTP/2',
       description: 'HTTP/2 Fastify with requestCert; undici Pool with allowH2, 2 connections × 16 concurrent streams',
       baseline: 'h2-bare',
       load: { connections: 2, pipelining: 16, allowH2: true },
       variants: [
         { id: 'h2-bare', label: 'bare route (requestCert, no auth)', user: null },
+        control('h2', 'bare route'),
         { id: 'h2-plugin', label: 'fastify-client-cert', user }
       ]
     },
     {
+      id: 'handshake',
+      kind: 'handshake',
+      title: 'Direct TLS, a new connection per request (handshake included)',
+      description: `${settings.handshakeInflight} loops, each: TLS connect with the client certificate (full handshake, no resumption), GET / with Connection: close, wait for the close`,
+      baseline: 'tls-bare',
+      variants: [
+        { id: 'tls-bare', label: 'bare route (requestCert, no auth)', user: null },
+        control('tls', 'bare route'),
+        { id: 'tls-plugin', label: 'fastify-client-cert', user }
+      ]
+    },
+    {
       id: 'nginx-hit',
+      kind: 'nginx',
       title: 'Behind nginx, one client certificate (cache hits)',
       description: 'nginx terminates TLS and verifies the certificate, forwards it (preset \'nginx\' headers) over keep-alive upstream connections to HTTP Fastify; 8 client connections × 4 pipelined',
-      nginx: true,
       baseline: 'proxy-bare',
       target: { variant: 'proxy-plugin', min: 0.95 },
       load: { connections: 8, pipelining: 4 },
       variants: [
         { id: 'proxy-bare', label: 'bare route behind nginx', user: null },
+        control('proxy', 'bare route behind nginx'),
         { id: 'proxy-plugin', label: 'fastify-client-cert, preset nginx', user }
       ]
     },
     {
       id: 'nginx-miss',
+      kind: 'nginx-many',
       title: `Behind nginx, ${many.length} distinct client certificates (cache misses)`,
       description: `${many.length} client connections, each with its own certificate, used in turn; the plugin's cache is set to ${many.length / 2} entries so that every request misses it (the default 10,000 would hold them all)`,
-      nginx: true,
-      many: true,
       baseline: 'proxy-bare',
       load: {},
       variants: [
         { id: 'proxy-bare', label: 'bare route behind nginx', user: null },
+        control('proxy', 'bare route behind nginx'),
         { id: 'proxy-plugin', label: `fastify-client-cert, cache of ${many.length / 2}`, user: many[0].name, options: { cacheMax: many.length / 2 } }
+      ]
+    },
+    {
+      id: 'cold',
+      kind: 'plain',
+      title: 'Behind nginx, a new certificate on every request (no cache hits)',
+      description: 'the load generator sends what nginx sends upstream (preset \'nginx\' headers, keep-alive, from 127.0.0.1, which the plugin trusts) straight to HTTP Fastify, ' +
+        `8 connections × 4 pipelined; ${cold.count.toLocaleString('en-US')} distinct CA-signed certificates in turn against the default cache (10,000 entries, least recently used first out), so no request finds its certificate cached. ` +
+        'The bare and control routes get the same rotation of headers',
+      baseline: 'proxy-bare',
+      target: { variant: 'proxy-plugin-cold', min: 0.6, maxExtraCpuUs: 25 },
+      load: { connections: 8, pipelining: 4 },
+      variants: [
+        { id: 'proxy-bare', label: 'bare route (same headers, ignored)', user: null, headers: 'rotation' },
+        { ...control('proxy', 'bare route'), headers: 'rotation' },
+        { id: 'proxy-plugin-hit', app: 'proxy-plugin', label: 'fastify-client-cert, one certificate (cache hits)', user, headers: 'one' },
+        { id: 'proxy-plugin-cold', app: 'proxy-plugin', label: 'fastify-client-cert, a new certificate each request', user: 'client-' + CertificateForge.nameOf(0), headers: 'rotation' }
       ]
     }
   ]
@@ -158,37 +209,70 @@ function targetMissed (suite, rounds) {
   return row.rpsRatio !== null && row.rpsRatio.median < suite.target.min
 }
 
-async function runSuite (suite, { certs, settings, nginx, stamp, profileAll, profiles, aborts }) {
+/** What each request of the cold row carries: nginx's two headers, for one certificate or the next of a rotation. */
+function coldHeaders (certs, settings) {
+  const one = [{ 'x-ssl-client-cert': nginxEscape(certs.client.cert), 'x-ssl-client-verify': 'SUCCESS' }]
+  const rotation = []
+  for (let i = 0; i < settings.cold.count; i++) {
+    rotation.push({ 'x-ssl-client-cert': certs.forge.nginxHeader(i), 'x-ssl-client-verify': 'SUCCESS' })
+  }
+  return { one, rotation }
+}
+
+function cycler (list) {
+  let i = -1
+  return function next () {
+    i = i + 1 === list.length ? 0 : i + 1
+    return list[i]
+  }
+}
+
+async function runSuite (suite, { certs, settings, nginx, stamp, profileAll, profiles, aborts, headerSets }) {
   const servers = new Map()
   const dispatchers = new Map()
+  const roundOf = new Map()
   const proxies = []
   try {
     for (const variant of suite.variants) {
-      const server = await ServerProcess.start(variant.id, certs, variant.options)
+      const server = await ServerProcess.start(variant.app ?? variant.id, certs, variant.options)
       servers.set(variant.id, server)
       let origin = `https://localhost:${server.port}`
-      if (suite.nginx) {
+      if (suite.kind === 'nginx' || suite.kind === 'nginx-many') {
         const proxy = await startNginx(nginx.bin, { upstreamPort: server.port, certs })
         proxies.push(proxy)
         aborts.add(proxy.abort)
         origin = `https://localhost:${proxy.port}`
       }
-      const dispatcher = suite.many
-        ? clientPerCertificate(origin, { ca: certs.ca, clients: certs.many })
-        : pool(origin, { ca: certs.ca, client: certs.client, ...suite.load })
-      dispatchers.set(variant.id, dispatcher)
-      const answer = await probe(Array.isArray(dispatcher) ? dispatcher[0] : dispatcher)
+      let dispatcher
+      let headers
+      if (suite.kind === 'plain') {
+        dispatcher = plainPool(`http://127.0.0.1:${server.port}`, suite.load)
+        headers = cycler(headerSets[variant.headers])
+      } else if (suite.kind === 'nginx-many') {
+        dispatcher = clientPerCertificate(origin, { ca: certs.ca, clients: certs.many })
+      } else {
+        // The handshake row probes over a pool, then closes it: its rounds make their own connections.
+        dispatcher = pool(origin, { ca: certs.ca, client: certs.client, ...(suite.load ?? { connections: 1, pipelining: 1 }) })
+      }
+      const answer = await probe(Array.isArray(dispatcher) ? dispatcher[0] : dispatcher, headers?.())
       if (answer.statusCode !== 200 || answer.body?.user !== variant.user) {
         throw new Error(`${suite.title}, ${variant.label}: GET / answered ${answer.statusCode} ${JSON.stringify(answer.body)}, expected user ${JSON.stringify(variant.user)}`)
       }
-      await round(dispatcher, { durationMs: settings.warmupMs, inflight: INFLIGHT })
+      if (suite.kind === 'handshake') {
+        await closeAll(dispatcher)
+        roundOf.set(variant.id, (durationMs) => handshakeRound(server.port, { ca: certs.ca, client: certs.client, durationMs, inflight: settings.handshakeInflight }))
+      } else {
+        dispatchers.set(variant.id, dispatcher)
+        roundOf.set(variant.id, (durationMs) => round(dispatcher, { durationMs, inflight: INFLIGHT, headers }))
+      }
+      await roundOf.get(variant.id)(settings.warmupMs)
     }
     const rounds = []
     for (let cycle = 0; cycle < settings.cycles; cycle++) {
       for (const variant of rotate(suite.variants, cycle)) {
         const server = servers.get(variant.id)
         const before = await server.usage()
-        const result = await round(dispatchers.get(variant.id), { durationMs: settings.roundMs, inflight: INFLIGHT })
+        const result = await roundOf.get(variant.id)(settings.roundMs)
         const after = await server.usage()
         const cpuUs = after.cpu - before.cpu
         const entry = {
@@ -200,22 +284,26 @@ async function runSuite (suite, { certs, settings, nginx, stamp, profileAll, pro
           rps: result.requests / result.elapsedMs * 1000,
           cpuUs,
           cpuUsPerRequest: result.requests === 0 ? null : cpuUs / result.requests,
+          // Young-generation collections per 1000 requests and the young generation's size: equal GC regimes
+          // across variants are what makes their CPU comparable (see SERVER_V8_FLAGS in lib/child.js).
+          scavengesPer1k: result.requests === 0 ? null : (after.gc.minor - before.gc.minor) / result.requests * 1000,
+          newSpaceBytes: after.newSpace,
           // How busy the shared machine was: explains a stray round.
           loadavg1: loadavg()[0]
         }
         rounds.push(entry)
-        log(`  ${suite.id} cycle ${cycle + 1}/${settings.cycles} ${variant.id.padEnd(13)} ${Math.round(entry.rps).toString().padStart(6)} req/s ` +
+        log(`  ${suite.id} cycle ${cycle + 1}/${settings.cycles} ${variant.id.padEnd(17)} ${Math.round(entry.rps).toString().padStart(6)} req/s ` +
           `${entry.cpuUsPerRequest?.toFixed(1).padStart(6)} µs CPU/req${entry.errors > 0 ? `, ${entry.errors} errors` : ''}`)
       }
     }
     const peakRss = {}
     for (const [id, server] of servers) peakRss[id] = (await server.usage()).maxRSS
-    if (profileAll || targetMissed(suite, rounds)) {
+    if ((profileAll || targetMissed(suite, rounds)) && suite.kind !== 'handshake') {
       const variant = suite.variants.find((v) => v.id === (suite.target?.variant ?? suite.variants.at(-1).id))
       const file = join(here, 'results', 'profiles', `${stamp}-${suite.id}-${variant.id}.cpuprofile`)
       mkdirSync(join(here, 'results', 'profiles'), { recursive: true })
       log(`  profiling ${variant.id} under load for ${settings.profileMs / 1000} s`)
-      await servers.get(variant.id).profile(file, () => round(dispatchers.get(variant.id), { durationMs: settings.profileMs, inflight: INFLIGHT }))
+      await servers.get(variant.id).profile(file, () => roundOf.get(variant.id)(settings.profileMs))
       const summary = summarizeProfile(file, { top: 12, inclusiveMatch: '/dist/esm/' })
       profiles.push({ title: `${suite.title}, ${variant.label}, server process under load`, file: relativeToRoot(file), summary, text: formatProfile(summary) })
     }
@@ -270,22 +358,43 @@ function notesFor (results, manyCount) {
   const notes = [
     'The load generator (undici) runs in the bench process and each server in a child process, all on the same 2-core machine: ' +
       'req/s is bounded by the load generator and by whatever else runs, so it moves from round to round; server CPU µs per request is the steadier figure of what authentication costs.',
+    'Every server process runs with the same fixed young generation (node ' + SERVER_V8_FLAGS.join(' ') + '): left to V8 its size follows each process\'s history, and a bare server ' +
+      'that had shrunk it to 2–4 MB scavenged 5 × more often per request than the plugin\'s, which is how the plugin once measured cheaper than no authentication. ' +
+      'Each round records scavenges per 1000 requests and the young generation\'s size, so that a difference of GC regime shows.',
+    'The control (the bare route plus a no-op onRequest hook) prices what any hook costs; the plugin\'s own cost is its row minus the control\'s.',
     '@fastify/passport 4 with passport-client-cert 2 installs and works on Fastify 5, but @fastify/passport requires a session plugin (it registers @fastify/flash, which needs request.session): ' +
       '@fastify/secure-session is registered as its README shows, and the strategy runs with session: false.',
-    `Cache misses: ${manyCount} certificates in rotation against a cache of ${manyCount / 2} entries; every request decodes its certificate header, parses the certificate and builds the identity.`,
-    'Micro benchmarks import the plugin\'s internal modules from dist/esm (dn, san, presets, identity, options, proxy-source): they measure exactly the code the plugin runs.'
+    `Cache misses behind nginx: ${manyCount} certificates in rotation against a cache of ${manyCount / 2} entries; every request decodes its certificate header, parses the certificate and builds the identity.`,
+    'A new certificate on every request: nginx would need a TLS handshake per certificate, which would measure nginx, so the load generator sends nginx\'s upstream request itself ' +
+      '(the same two headers, escaped PEM) from 127.0.0.1 over keep-alive; the certificates are CA-signed copies of one template (lib/forge.js), each with its own serial, CN and SANs.',
+    'Direct TLS with a new connection per request: client and server handshakes share the same 2 cores, so req/s is mostly the handshakes; the plugin\'s share is its extra server CPU ÷ its server CPU per request.',
+    'Micro benchmarks import the plugin\'s internal modules from dist/esm (dn, san, presets, identity, options, proxy-source, authenticate): they measure exactly the code the plugin runs. ' +
+      '"cold: <preset> headers → identity" is identify(), what the plugin\'s onRequest hook calls, with the certificate cache off and a different certificate each call, then every identity field read.'
   ]
   const errors = results.summary.http.filter((r) => r.errors > 0)
   for (const r of errors) notes.push(`${r.label} (${r.suite}): ${r.errors} requests failed or answered other than 200 during the rounds.`)
   return notes
 }
 
+/** The rows `--only` names (comma-separated), or the default set. */
+function selectedRows (only, churnCount) {
+  if (only === undefined) return churnCount === undefined ? DEFAULT_ROWS : [...DEFAULT_ROWS, 'churn']
+  const rows = only.split(',').map((row) => row.trim()).filter((row) => row !== '').flatMap((row) => ALIASES[row] ?? [row])
+  const unknown = rows.filter((row) => !ROWS.includes(row))
+  if (unknown.length > 0 || rows.length === 0) throw new Error(`--only takes a comma-separated list of ${ROWS.join(', ')} (or http); got ${only}\n${usage()}`)
+  return ROWS.filter((row) => rows.includes(row))
+}
+
 async function main () {
+  // `--churn` alone means the default count: parseArgs wants a value for a string option.
+  const args = process.argv.slice(2).map((arg) => arg === '--churn' ? '--churn=' : arg)
   const { values } = parseArgs({
+    args,
     options: {
       quick: { type: 'boolean' },
       profile: { type: 'boolean' },
       only: { type: 'string' },
+      churn: { type: 'string' },
       from: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
@@ -297,22 +406,31 @@ async function main () {
   if (values.from !== undefined) {
     const results = JSON.parse(readFileSync(values.from, 'utf8'))
     console.log(textReport(results))
-    writeOutputs(join(here, 'results', ...(results.meta.quick ? ['quick'] : [])), results, null)
+    // Re-rendered next to the JSON it comes from: a partial or quick run never overwrites the full run's tables.
+    writeOutputs(dirname(resolve(values.from)), results, null)
     return
-  }
-  if (values.only !== undefined && values.only !== 'http' && values.only !== 'micro') throw new Error(`--only takes http or micro\n${usage()}`)
-  if (!existsSync(join(root, 'dist', 'esm', 'index.js'))) {
-    throw new Error('dist/esm/index.js is missing: run `npm run build` at the repository root first (npm run bench does)')
   }
   const quick = values.quick === true
   const settings = quick ? SETTINGS.quick : SETTINGS.full
+  const churnCount = values.churn === undefined ? undefined : Number(values.churn === '' ? settings.churn : values.churn.replaceAll('_', ''))
+  if (churnCount !== undefined && !(Number.isSafeInteger(churnCount) && churnCount > 0)) throw new Error(`--churn takes a number of requests, e.g. --churn=1000000\n${usage()}`)
+  const rows = selectedRows(values.only, churnCount)
+  if (!existsSync(join(root, 'dist', 'esm', 'index.js'))) {
+    throw new Error('dist/esm/index.js is missing: run `npm run build` at the repository root first (npm run bench does)')
+  }
   const nginx = findNginx()
   const meta = machine(quick, settings, nginx)
+  meta.rows = rows
+  if (values.only !== undefined || churnCount !== undefined) {
+    meta.command = `npm run bench -- ${[quick ? '--quick' : '', values.only === undefined ? '' : `--only=${values.only}`, churnCount === undefined ? '' : `--churn=${churnCount}`].filter((a) => a !== '').join(' ')}`
+  }
   const stamp = meta.date.replace(/[:]/g, '-')
-  const outDir = join(here, 'results', ...(quick ? ['quick'] : []))
+  // A run of some rows only keeps its own latest.*: it never replaces the full run's tables and chart.
+  const partial = rows.join(',') !== DEFAULT_ROWS.join(',') && rows.join(',') !== ROWS.join(',')
+  const outDir = join(here, 'results', ...(quick ? ['quick'] : []), ...(partial ? ['only-' + rows.join('+')] : []))
   const profiles = []
   const aborts = new Set()
-  log(`fastify-client-cert benchmarks${quick ? ' (quick)' : ''}: generating certificates`)
+  log(`fastify-client-cert benchmarks${quick ? ' (quick)' : ''}, rows ${rows.join(', ')}: generating certificates`)
   const certs = await makeCertificates(settings.many)
   aborts.add(certs.cleanup)
   process.once('SIGINT', function interrupted () {
@@ -322,20 +440,26 @@ async function main () {
   })
   const suites = []
   let micro = null
+  let churn = null
   try {
-    if (values.only !== 'http') {
+    if (rows.includes('micro')) {
       log('micro benchmarks')
       micro = await runMicro({ certs, settings, stamp, profileAll: values.profile === true, profiles })
     }
-    if (values.only !== 'micro') {
-      for (const suite of suiteDefinitions(certs, certs.many)) {
-        if (suite.nginx && nginx === null) {
-          suites.push({ ...suite, skipped: 'nginx not found (install it, or set NGINX_BIN)', rounds: [], peakRss: {} })
-          continue
-        }
-        log(suite.title)
-        suites.push(await runSuite(suite, { certs, settings, nginx, stamp, profileAll: values.profile === true, profiles, aborts }))
+    const headerSets = rows.includes('cold') ? coldHeaders(certs, settings) : null
+    for (const suite of suiteDefinitions(certs, settings)) {
+      if (!rows.includes(suite.id)) continue
+      if (suite.kind.startsWith('nginx') && nginx === null) {
+        suites.push({ ...suite, skipped: 'nginx not found (install it, or set NGINX_BIN)', rounds: [], peakRss: {} })
+        continue
       }
+      log(suite.title)
+      suites.push(await runSuite(suite, { certs, settings, nginx, stamp, profileAll: values.profile === true, profiles, aborts, headerSets }))
+    }
+    if (rows.includes('churn')) {
+      const count = churnCount ?? settings.churn
+      log(`churn: ${count.toLocaleString('en-US')} distinct certificates through the nginx preset, default cache`)
+      churn = await runChurn({ certs, count, sampleMs: settings.churnSampleMs, inflight: INFLIGHT, log })
     }
   } finally {
     certs.cleanup()
@@ -343,15 +467,21 @@ async function main () {
   meta.loadavg.end = loadavg()
   const summary = {
     http: suites.flatMap((suite) => suite.skipped === undefined ? summarizeSuite(suite) : []),
-    micro: micro === null ? null : summarizeMicro(micro)
+    micro: micro === null ? null : summarizeMicro(micro),
+    churn: churn === null ? null : summarizeChurn(churn)
   }
   summary.targets = evaluateTargets(summary)
-  const results = { meta, suites, micro, summary, profiles: profiles.map(({ summary, ...rest }) => ({ ...rest, top: summary })), notes: [] }
+  const results = { meta, suites, micro, churn, summary, profiles: profiles.map(({ summary, ...rest }) => ({ ...rest, top: summary })), notes: [] }
   results.notes = notesFor(results, settings.many)
   const text = textReport(results)
   console.log(text)
 
   writeOutputs(outDir, results, stamp)
+  // The churn plot the README shows comes from a full million-certificate run only.
+  if (churn !== null && !quick && churn.count >= 1_000_000) {
+    writeFileSync(join(root, 'docs', 'benchmarks-churn.svg'), churnSvg(results))
+    log('written docs/benchmarks-churn.svg')
+  }
 }
 
 /** `<stamp>.json` and latest.json (every round), latest.md (tables for the README), chart.svg. */
@@ -369,6 +499,10 @@ function writeOutputs (outDir, results, stamp) {
   if (results.summary.http.length > 0) {
     writeFileSync(join(outDir, 'chart.svg'), svgChart(results))
     written.push('chart.svg')
+  }
+  if (results.churn != null) {
+    writeFileSync(join(outDir, 'churn.svg'), churnSvg(results))
+    written.push('churn.svg')
   }
   log(`\nwritten in ${relativeToRoot(outDir)}: ${written.join(', ')}`)
 }

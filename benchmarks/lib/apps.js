@@ -24,6 +24,16 @@ function bareRoutes (app) {
   })
 }
 
+/**
+ * The control: the bare route with one no-op route-level `onRequest` hook, where the plugin puts its own. It
+ * tells what running any hook costs apart from what the plugin's hook does.
+ */
+function controlRoutes (app) {
+  app.get('/', { onRequest: function noop (_request, _reply, done) { done() } }, async function control () {
+    return { user: null }
+  })
+}
+
 function pluginRoutes (app) {
   app.get('/', async function withPlugin (request) {
     return { user: request.clientCert.commonName }
@@ -74,7 +84,8 @@ async function passportRoutes (app) {
 
 /**
  * Builds the Fastify app of a variant.
- * @param {string} variant tls-bare | tls-plugin | tls-hook | tls-passport | h2-bare | h2-plugin | proxy-bare | proxy-plugin
+ * @param {string} variant `<transport>-<kind>`: transport tls | h2 | proxy (plain HTTP, behind a proxy); kind bare |
+ *   control | plugin | hook | passport (hook and passport: tls only)
  * @param {object} certs `{ ca, server: { cert, key } }`
  * @param {object} [options] `{ cacheMax }` for proxy-plugin
  */
@@ -87,6 +98,8 @@ export async function buildApp (variant, certs, options = {}) {
       : Fastify()
   if (kind === 'bare') {
     bareRoutes(app)
+  } else if (kind === 'control') {
+    controlRoutes(app)
   } else if (kind === 'plugin' && transport === 'proxy') {
     await app.register(fastifyClientCert, {
       mode: 'proxy',

@@ -1,12 +1,13 @@
 // Certificates for the benchmark, made with the openssl CLI in a temp dir: a CA, a server certificate for
-// localhost, one client certificate with a typical subject and SANs, and `many` distinct client certificates
-// (one shared key, so generating a few hundred takes a second or two) for the cache-miss runs.
+// localhost, one client certificate with a typical subject and SANs, and a template from which lib/forge.js
+// makes any number of distinct client certificates (one shared key) for the cache-miss and cold runs.
 import { execFile } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { CertificateForge, NAME_PLACEHOLDER, SERIAL_PLACEHOLDER, toPem } from './forge.js'
 
 const run = promisify(execFile)
 
@@ -46,19 +47,10 @@ function clientSan (name) {
   return `subjectAltName=email:${name}@example.com,URI:spiffe://example.org/ns/bench/sa/${name}`
 }
 
-async function issueClient (dir, name) {
+async function issueClient (dir, name, extra = []) {
   await openssl(['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'client', '-key', 'client.key',
     '-CA', 'ca.crt', '-CAkey', 'ca.key', '-subj', clientSubject(name), '-addext', clientSan(name), '-days', '3',
-    '-out', `${name}.crt`], dir)
-}
-
-/** Runs `task(i)` for i < count, `width` at a time. */
-async function pool (count, width, task) {
-  let next = 0
-  async function worker () {
-    while (next < count) await task(next++)
-  }
-  await Promise.all(Array.from({ length: Math.min(width, count) }, worker))
+    ...extra, '-out', `${name}.crt`], dir)
 }
 
 /**
@@ -75,14 +67,17 @@ export async function makeCertificates (many) {
       '-keyout', 'server.key', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-subj', '/CN=localhost', '-days', '3',
       '-out', 'server.crt'], dir)
     await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'client.key'], dir)
-    const names = ['bench-client', ...Array.from({ length: many }, (_, i) => `client-${String(i).padStart(4, '0')}`)]
-    await pool(names.length, 4, (i) => issueClient(dir, names[i]))
+    await issueClient(dir, 'bench-client')
+    await issueClient(dir, `client-${NAME_PLACEHOLDER}`, ['-set_serial', `0x${SERIAL_PLACEHOLDER}`])
     const read = (file) => readFileSync(join(dir, file), 'utf8')
     const key = read('client.key')
-    const clients = names.map((name) => {
-      const cert = read(`${name}.crt`)
-      return { name, cert, key, der: new X509Certificate(cert).raw }
-    })
+    const forge = new CertificateForge(new X509Certificate(read(`client-${NAME_PLACEHOLDER}.crt`)).raw, read('ca.key'))
+    const cert = read('bench-client.crt')
+    const clients = [{ name: 'bench-client', cert, key, der: new X509Certificate(cert).raw }]
+    for (let i = 0; i < many; i++) {
+      const der = forge.der(i)
+      clients.push({ name: `client-${CertificateForge.nameOf(i)}`, cert: toPem(der), key, der })
+    }
     return {
       dir,
       caPath: join(dir, 'ca.crt'),
@@ -92,6 +87,7 @@ export async function makeCertificates (many) {
       server: { cert: read('server.crt'), key: read('server.key') },
       client: clients[0],
       many: clients.slice(1),
+      forge,
       cleanup () { rmSync(dir, { recursive: true, force: true }) }
     }
   } catch (error) {

@@ -19,6 +19,13 @@ export function formatNs (ns) {
 }
 
 const rps = (v) => int.format(v)
+/** A target's figure in its unit. */
+function targetValue (t) {
+  if (t.value === null) return 'not measured'
+  if (t.unit === 'ns') return withSpread(t.value, formatNs)
+  if (t.unit === 'µs') return withSpread(t.value, (v) => signedUs(v) + ' µs')
+  return withSpread(t.value, ratio)
+}
 const ratio = (v) => fixed(v, 2)
 const us = (v) => fixed(v, 1)
 const signedUs = (v) => (v >= 0 ? '+' : '−') + fixed(Math.abs(v), 1)
@@ -44,6 +51,15 @@ function httpRows (rows) {
 }
 
 const HTTP_HEADER = ['variant', 'req/s', '× bare req/s', 'server CPU µs/req', 'CPU µs/req vs bare', 'peak RSS', 'errors']
+
+function churnLines (c) {
+  const q = (s) => s === null ? '—' : withSpread(s, rps)
+  return [
+    `Churn: ${int.format(c.requests)} distinct certificates (nginx preset, default cache) in ${fixed(c.seconds, 0)} s, ${rps(c.rps)} req/s, ${fixed(c.cpuUsPerRequest, 1)} µs server CPU per request, ${int.format(c.errors)} errors`,
+    `  RSS: ${fixed(c.rssAtWarmMB ?? NaN, 0)} MB after warm-up (${int.format(c.warmupRequests)} requests), at most ${fixed(c.rssPeakAfterWarmMB ?? NaN, 0)} MB after it, ${fixed(c.rssEndMB, 0)} MB at the end (peak over the whole run ${fixed(c.maxRssMB, 0)} MB; V8 heap ${fixed(c.heapEndMB, 0)} MB; cache ${c.cacheEntriesEnd} entries)`,
+    `  req/s between samples: first quarter after warm-up ${q(c.rpsFirstQuarter)}, last quarter ${q(c.rpsLastQuarter)}`
+  ]
+}
 
 export function machineLine (meta) {
   return `${meta.cpu.model} (${meta.cpu.cores} cores), ${meta.memory}, ${meta.os}, Node ${meta.node} (OpenSSL ${meta.openssl})` +
@@ -72,10 +88,11 @@ export function textReport (results) {
     out.push(table(['group', 'task', 'time per call'], summary.micro.tasks.map((t) => [t.group, t.name, withSpread(t.ns, formatNs)]), 2))
     out.push('', table(['ratio', 'median [min–max]'], summary.micro.ratios.map((r) => [r.label, withSpread(r.ratio, ratio)])))
   }
+  if (summary.churn != null) out.push('', ...churnLines(summary.churn))
   out.push('', 'Targets (judged on the median; the spread is min–max over rounds)')
   for (const target of summary.targets) {
-    const value = target.value === null ? 'not measured' : target.unit === 'ns' ? withSpread(target.value, formatNs) : withSpread(target.value, ratio)
-    out.push(`  ${target.status.padEnd(7)} ${target.text}: ${value}`)
+    if (target.value === null) continue
+    out.push(`  ${target.status.padEnd(7)} ${target.text}: ${targetValue(target)}`)
   }
   for (const profile of results.profiles) {
     out.push('', `Profile: ${profile.title} (${profile.file})`, profile.text)
@@ -108,10 +125,11 @@ export function markdownReport (results) {
     for (const r of summary.micro.ratios) out.push(mdRow([r.label, `${withSpread(r.ratio, ratio)} ×`]))
     out.push('')
   }
+  if (summary.churn != null) out.push(...churnLines(summary.churn).map((line) => line.replace(/^ {2}/, '- ')), '')
   out.push(mdRow(['target', 'median [min–max]', '']), mdRow(['---', '---:', '---']))
   for (const t of summary.targets) {
-    const value = t.value === null ? 'not measured' : t.unit === 'ns' ? withSpread(t.value, formatNs) : withSpread(t.value, ratio)
-    out.push(mdRow([t.text, value, `**${t.status}**`]))
+    if (t.value === null) continue
+    out.push(mdRow([t.text, targetValue(t), `**${t.status}**`]))
   }
   return out.join('\n') + '\n'
 }
@@ -144,7 +162,7 @@ export function svgChart (results) {
   const plotHeight = lines.length * rowHeight
   const height = top + plotHeight + 78
   const panels = [
-    { x: labelWidth, title: 'requests/second ÷ bare route (higher is better)', max: 1.5, step: 0.25, key: 'rpsRatio', marks: [0.97, 0.95] },
+    { x: labelWidth, title: 'requests/second ÷ bare route (higher is better)', max: 1.5, step: 0.25, key: 'rpsRatio', marks: [0.97, 0.95, 0.6] },
     { x: labelWidth + plotWidth + valueWidth + gap, title: 'server CPU per request ÷ bare route (lower is better)', max: 3, step: 0.5, key: 'cpuRatio', marks: [] }
   ]
   const out = []
@@ -170,7 +188,7 @@ export function svgChart (results) {
       if (s === null) return
       const y = top + i * rowHeight
       const cy = y + rowHeight / 2
-      const fill = line.row.variant.endsWith('plugin') ? '#2b6cb0' : '#a0aec0'
+      const fill = line.row.variant.includes('plugin') ? '#2b6cb0' : '#a0aec0'
       out.push(`<rect x="${panel.x}" y="${y + 5}" width="${Math.max(1, scale(s.median) - panel.x)}" height="${rowHeight - 10}" fill="${fill}"/>`)
       out.push(`<line x1="${scale(s.min)}" y1="${cy}" x2="${scale(s.max)}" y2="${cy}" stroke="#1a202c" stroke-width="1.5"/>`)
       for (const v of [s.min, s.max]) {
@@ -186,13 +204,13 @@ export function svgChart (results) {
     if (line.heading !== undefined) {
       out.push(`<text x="10" y="${y}" font-weight="bold" fill="#2d3748">${escapeXml(line.heading)}</text>`)
     } else {
-      const weight = line.row.variant.endsWith('plugin') ? ' font-weight="bold"' : ''
+      const weight = line.row.variant.includes('plugin') ? ' font-weight="bold"' : ''
       out.push(`<text x="${labelWidth - 10}" y="${y}" text-anchor="end"${weight}>${escapeXml(line.row.label)}</text>`)
     }
   })
   const target = Object.fromEntries(summary.targets.map((t) => [t.id, t]))
   const legendY = top + plotHeight + 40
-  out.push(`<text x="10" y="${legendY}" fill="#c0392b">dashed: targets 0.97 × bare (direct TLS: ${target.tls?.status ?? '—'}) and 0.95 × bare (behind nginx, cache hits: ${target['nginx-hit']?.status ?? '—'})</text>`)
+  out.push(`<text x="10" y="${legendY}" fill="#c0392b">dashed: targets 0.97 × bare (direct TLS: ${target.tls?.status ?? '—'}), 0.95 × bare (behind nginx, cache hits: ${target['nginx-hit']?.status ?? '—'}) and 0.6 × bare (a new certificate each request: ${target['cold-rps']?.status ?? '—'})</text>`)
   out.push(`<text x="10" y="${legendY + 18}" fill="#555">${escapeXml(machineLine(meta))}; ${escapeXml(meta.date)}; reproduce: ${escapeXml(meta.command)}</text>`)
   out.push('</svg>')
   return out.join('\n') + '\n'
