@@ -16,7 +16,8 @@ import type { ProxySource, DecodedForward, PeerConnection } from './sources/prox
 import { connectionOf, peerFields, peerIssuer, readPeer, samePeer, unreadIdentity, type TlsPeer } from './sources/tls.js'
 import type { UserCache } from './policy/user-cache.js'
 import { judge } from './policy/verdict.js'
-import type { ClientCertUser } from './plugin.js'
+import type { SpiffeBundles } from './policy/spiffe-bundles.js'
+import { publishDecision } from './observability.js'
 
 // The request-time path: a request's certificate is read from its source (TLS socket or trusted proxy
 // headers), judged, and the route's policy decides; plugin.ts registers it.
@@ -47,6 +48,8 @@ export interface State {
   generation: number
   crl: RevocationList | null
   proxyCa: X509Certificate[] | null
+  /** `spiffe.bundles`; judge() reads it as one of the trust lists. */
+  spiffe: SpiffeBundles | null
   proxy: ProxySource | null
   users: UserCache
   tokens: Map<string, ClientCertIdentity | null> | null
@@ -240,7 +243,9 @@ async function runHooks (state: State, identity: ClientCertIdentity, request: Fa
       request.log.info({ clientCert: describe(identity) }, 'client certificate refused: resolveUser found no user')
       return new ClientCertForbiddenError()
     }
-    request.user = user as ClientCertUser
+    // The property the application named (userProperty); its type comes from FastifyClientCertUser.
+    const holder = request as unknown as Record<string, unknown>
+    holder[state.settings.userProperty] = user
   }
   request.log.debug({ clientCert: describe(identity) }, 'client certificate admitted')
   return null
@@ -252,13 +257,21 @@ export function onRequestHook (state: State, policy: RoutePolicy) {
     try {
       identity = identify(state, request, policy.required)
     } catch (error) {
-      done(refusal(request, error))
+      const refused = refusal(request, error)
+      publishDecision(request, null, refused)
+      done(refused)
       return
     }
     request.clientCert = identity
     const outcome = decide(state, policy, identity, request)
-    if (outcome === null) done()
-    else if (outcome instanceof Error) done(outcome)
-    else outcome.then((error) => { error === null ? done() : done(error) }, done)
+    if (outcome === null || outcome instanceof Error) {
+      publishDecision(request, identity, outcome)
+      outcome === null ? done() : done(outcome)
+    } else {
+      outcome.then((error) => {
+        publishDecision(request, identity, error)
+        error === null ? done() : done(error)
+      }, done)
+    }
   }
 }

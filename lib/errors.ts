@@ -55,3 +55,20 @@ export const ClientCertInvalidOptionError = createError(
   500,
   TypeError
 )
+
+/**
+ * An access token checked by `verifyCertificateBinding` carries no usable RFC 8705 binding: no
+ * `cnf["x5t#S256"]`, or one that is not the base64url (unpadded) SHA-256 of a certificate.
+ */
+export const ClientCertTokenUnboundError = createError(
+  'FST_CLIENT_CERT_TOKEN_UNBOUND',
+  'The access token is not bound to a client certificate',
+  401
+)
+
+/** An access token bound (RFC 8705 `cnf["x5t#S256"]`) to a certificate other than the one presented. */
+export const ClientCertTokenMismatchError = createError(
+  'FST_CLIENT_CERT_TOKEN_MISMATCH',
+  'The access token is bound to another client certificate',
+  401
+)

@@ -3,18 +3,18 @@ import { formatDN, type RDN } from './codecs/dn.js'
 import { CertificateParseError } from './codecs/parse-error.js'
 import { parseNodeSAN, type SubjectAltNames } from './codecs/san.js'
 import { spiffeIdFromUris } from './codecs/spiffe.js'
-import { certificateNames } from './codecs/x509-names.js'
+import { fingerprint256Of, readCertificate, x509Of } from './codecs/x509.js'
 
 /** Where the certificate reached the app from. */
 export type IdentitySource = 'tls' | 'proxy'
 
 /**
- * The normalized identity of a client certificate: `request.clientCert`.
+ * The fields every identity has (`request.clientCert`); a field the source cannot supply is `null`.
  * The same verified certificate yields the same fields (all but `source`, `proxy`, `certificate`)
- * whichever mode or proxy delivered it. A field the source cannot supply is `null`.
+ * whichever mode or proxy delivered it.
  * Identities are frozen: one object may be shared by every request of a connection.
  */
-export interface ClientCertIdentity {
+export interface ClientCertIdentityFields {
   /** `'tls'` when Fastify terminated TLS, `'proxy'` when a trusted proxy forwarded the certificate. */
   readonly source: IdentitySource
   /** The preset name (or `'custom'`) when `source` is `'proxy'`, else `null`. */
@@ -45,6 +45,70 @@ export interface ClientCertIdentity {
   readonly certificate: X509Certificate | null
 }
 
+/** The whole certificate is known: what Node reads from its DER is never `null`. */
+export interface WholeCertificateFields extends ClientCertIdentityFields {
+  readonly certificate: X509Certificate
+  readonly serialNumber: string
+  readonly fingerprint256: string
+}
+
+/** A whole certificate whose names were read: only `commonName` and `spiffeId` may still be `null`. */
+export interface ReadCertificateFields extends WholeCertificateFields {
+  readonly subject: string
+  readonly issuer: string
+  readonly subjectRDNs: ReadonlyArray<Readonly<RDN>>
+  readonly issuerRDNs: ReadonlyArray<Readonly<RDN>>
+  readonly san: Readonly<SubjectAltNames>
+  readonly notBefore: Date
+  readonly notAfter: Date
+}
+
+/** Direct TLS, chain verified: every field of the certificate is there. */
+export interface VerifiedTlsClientCertIdentity extends ReadCertificateFields {
+  readonly source: 'tls'
+  readonly proxy: null
+  readonly verified: true
+}
+
+/**
+ * Direct TLS, not verified. The certificate, its serial number and fingerprint are there; its names may be
+ * `null`: a certificate TLS refused, on a route that answers 401 anyway, is not parsed (an `onResponse` hook
+ * or error handler sees it so).
+ */
+export interface UnverifiedTlsClientCertIdentity extends WholeCertificateFields {
+  readonly source: 'tls'
+  readonly proxy: null
+  readonly verified: false
+}
+
+/** Fastify terminated TLS: the whole certificate is always known. Narrow on `verified` for its names. */
+export type TlsClientCertIdentity = VerifiedTlsClientCertIdentity | UnverifiedTlsClientCertIdentity
+
+/** A trusted proxy forwarded the whole certificate: every field of the certificate is there. */
+export interface ProxyCertificateClientCertIdentity extends ReadCertificateFields {
+  readonly source: 'proxy'
+  readonly proxy: string
+}
+
+/** A trusted proxy forwarded names only (a DN-only mapping, GCP, AWS ALB names…): any field may be `null`. */
+export interface ProxyNamesClientCertIdentity extends ClientCertIdentityFields {
+  readonly source: 'proxy'
+  readonly proxy: string
+  readonly certificate: null
+}
+
+export type ProxyClientCertIdentity = ProxyCertificateClientCertIdentity | ProxyNamesClientCertIdentity
+
+/**
+ * The normalized identity of a client certificate: `request.clientCert`. A union discriminated by `source`,
+ * `verified` and `certificate`: `identity.source === 'tls'` or `identity.certificate !== null` narrows the
+ * fields a known certificate always has to non-null types.
+ */
+export type ClientCertIdentity = TlsClientCertIdentity | ProxyClientCertIdentity
+
+/** What `request.requireClientCert()` returns: a verified identity. */
+export type VerifiedClientCertIdentity = VerifiedTlsClientCertIdentity | (ProxyClientCertIdentity & { readonly verified: true })
+
 /** How the identity was obtained: everything `identityFromCertificate` cannot read from the certificate itself. */
 export interface IdentityOptions {
   source?: IdentitySource
@@ -54,7 +118,7 @@ export interface IdentityOptions {
 }
 
 /** The fields of an identity that depend only on the certificate. */
-export type CertificateFields = Omit<ClientCertIdentity, 'source' | 'proxy' | 'verified' | 'verifyError'>
+export type CertificateFields = Omit<ClientCertIdentityFields, 'source' | 'proxy' | 'verified' | 'verifyError'>
 
 function commonNameOf (rdns: readonly RDN[]): string | null {
   for (const rdn of rdns) {
@@ -94,14 +158,32 @@ function toCertificate (input: string | Buffer | X509Certificate): X509Certifica
   }
 }
 
-/** Reads every certificate-derived field once; the result is frozen and safe to share and cache. */
+/**
+ * Reads every certificate-derived field once; the result is frozen and safe to share and cache. A PEM string or
+ * Buffer is parsed by OpenSSL first, as ever; DER and Node's own certificates are read by the DER reader alone.
+ */
 export function certificateFields (input: string | Buffer | X509Certificate): CertificateFields {
+  if (input instanceof X509Certificate) return fieldsFromDer(input.raw, input)
+  if (Buffer.isBuffer(input) && input[0] === 0x30) return fieldsFromDer(input)
   const certificate = toCertificate(input)
-  // From the DER, not Node's text: that prints a value of a non-string type as if it were text.
-  const names = certificateNames(certificate.raw)
-  const subjectRDNs = freezeRDNs(names.subject)
-  const issuerRDNs = freezeRDNs(names.issuer)
-  const san = freezeSan(parseNodeSAN(certificate.subjectAltName))
+  return fieldsFromDer(certificate.raw, certificate)
+}
+
+/**
+ * The fields of a DER certificate, read by the strict DER reader (lib/codecs/x509.ts) without OpenSSL: Node's
+ * `X509Certificate` (`certificate`, given or not) is built only when something reads it. `certificate` is an
+ * enumerable getter of the frozen object: `Object.isFrozen` holds, JSON, spread and `structuredClone` read it
+ * (building it then) as they read a plain property, and `util.inspect` shows `[Getter]`.
+ * Throws CertificateParseError for anything the reader refuses, which covers all OpenSSL refuses.
+ */
+export function fieldsFromDer (der: Buffer, built?: X509Certificate): CertificateFields {
+  const parsed = readCertificate(der)
+  let certificate = built
+  const whole = (): X509Certificate => (certificate ??= x509Of(parsed))
+  const subjectRDNs = freezeRDNs(parsed.subject)
+  const issuerRDNs = freezeRDNs(parsed.issuer)
+  // A kind of SAN the identity drops, or a value Node prints escaped: Node's text, exactly as before.
+  const san = freezeSan(parsed.san ?? nodeSan(whole()))
   return Object.freeze({
     subject: formatDN(subjectRDNs),
     issuer: formatDN(issuerRDNs),
@@ -110,16 +192,25 @@ export function certificateFields (input: string | Buffer | X509Certificate): Ce
     commonName: commonNameOf(subjectRDNs),
     san,
     spiffeId: spiffeIdFromUris(san.uri),
-    serialNumber: certificate.serialNumber,
-    fingerprint256: certificate.fingerprint256,
-    notBefore: new Date(certificate.validFrom),
-    notAfter: new Date(certificate.validTo),
-    certificate
+    serialNumber: parsed.serialNumber,
+    fingerprint256: fingerprint256Of(der),
+    notBefore: new Date(parsed.notBefore),
+    notAfter: new Date(parsed.notAfter),
+    get certificate (): X509Certificate { return whole() }
   })
+}
+
+function nodeSan (certificate: X509Certificate): SubjectAltNames {
+  const text: string | null | undefined = certificate.subjectAltName
+  // null: OpenSSL cannot decode the extension.
+  if (text === null) throw new CertificateParseError('the subjectAltName extension is malformed')
+  return parseNodeSAN(text)
 }
 
 /** Combines certificate fields with how they were obtained into a frozen identity. */
 export function composeIdentity (fields: CertificateFields, how: Required<IdentityOptions>): ClientCertIdentity {
+  // The union's promises hold by construction: a TLS source always has its certificate, and fields built from a
+  // certificate (certificateFields) have every name read.
   return Object.freeze({
     source: how.source,
     proxy: how.proxy,
@@ -137,7 +228,7 @@ export function composeIdentity (fields: CertificateFields, how: Required<Identi
     notBefore: fields.notBefore,
     notAfter: fields.notAfter,
     certificate: fields.certificate
-  })
+  }) as ClientCertIdentity
 }
 
 /**

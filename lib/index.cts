@@ -9,11 +9,17 @@ declare namespace plugin {
   export type AllowRules = api.AllowRules
   export type AuthorizeHook = api.AuthorizeHook
   export type CacheOptions = api.CacheOptions
+  export type CertificateDigestSource = api.CertificateDigestSource
+  export type ClientCertDecision = api.ClientCertDecision
   export type ClientCertDecorator = api.ClientCertDecorator
   export type ClientCertIdentity = api.ClientCertIdentity
+  export type ClientCertIdentityFields = api.ClientCertIdentityFields
   export type ClientCertMode = api.ClientCertMode
+  export type ClientCertPresetName = api.ClientCertPresetName
   export type ClientCertRouteOptions = api.ClientCertRouteOptions
   export type ClientCertUser = api.ClientCertUser
+  export type ClientCertUserHolder = api.ClientCertUserHolder
+  export type ClientCertUserProperty = api.ClientCertUserProperty
   export type CustomHeaderMapping = api.CustomHeaderMapping
   export type DNAttribute = api.DNAttribute
   export type FastifyClientCertOptions = api.FastifyClientCertOptions
@@ -22,10 +28,16 @@ declare namespace plugin {
   export type InjectIdentity = api.InjectIdentity
   export type NameRule = api.NameRule
   export type PemOrDerInput = api.PemOrDerInput
+  export type ProxyClientCertIdentity = api.ProxyClientCertIdentity
   export type ProxyOptions = api.ProxyOptions
   export type RDN = api.RDN
   export type ResolveUserHook<User = unknown> = api.ResolveUserHook<User>
+  export type SpiffeBundleInput = api.SpiffeBundleInput
+  export type SpiffeJwkSet = api.SpiffeJwkSet
+  export type SpiffeOptions = api.SpiffeOptions
   export type SubjectAltNames = api.SubjectAltNames
+  export type TlsClientCertIdentity = api.TlsClientCertIdentity
+  export type VerifiedClientCertIdentity = api.VerifiedClientCertIdentity
 }
 
 export = plugin

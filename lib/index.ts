@@ -7,6 +7,8 @@ export type {
   ClientCertCacheStats,
   ClientCertDecorator,
   ClientCertUser,
+  ClientCertUserHolder,
+  ClientCertUserProperty,
   FastifyClientCertUser,
   InjectIdentity
 } from './plugin.js'
@@ -16,20 +18,43 @@ export type {
   CacheOptions,
   CertificateCacheBounds,
   ClientCertMode,
+  ClientCertPresetName,
   ClientCertRouteOptions,
   FastifyClientCertOptions,
   PemOrDerInput,
   ProxyOptions,
   ResolvedUser,
-  ResolveUserHook
+  ResolveUserHook,
+  SpiffeBundleInput,
+  SpiffeOptions,
+  UserPropertyOption
 } from './options.js'
+export type { SpiffeJwk, SpiffeJwkSet } from './policy/spiffe-bundles.js'
 export type { AllowRules, NameRule } from './policy/allow.js'
 export type { CustomHeaderMapping, XfccOptions } from './sources/presets/types.js'
-export type { ClientCertIdentity, IdentityOptions, IdentitySource } from './identity.js'
+export type {
+  ClientCertIdentity,
+  ClientCertIdentityFields,
+  IdentityOptions,
+  IdentitySource,
+  ProxyCertificateClientCertIdentity,
+  ProxyClientCertIdentity,
+  ProxyNamesClientCertIdentity,
+  ReadCertificateFields,
+  TlsClientCertIdentity,
+  UnverifiedTlsClientCertIdentity,
+  VerifiedClientCertIdentity,
+  VerifiedTlsClientCertIdentity,
+  WholeCertificateFields
+} from './identity.js'
 export type { DNAttribute, RDN } from './codecs/dn.js'
 export type { SubjectAltNames } from './codecs/san.js'
 export { identityFromCertificate } from './identity.js'
 export { parseDN, formatDN } from './codecs/dn.js'
 export { CertificateParseError } from './codecs/parse-error.js'
+export { decisionChannelName } from './observability.js'
+export type { ClientCertDecision } from './observability.js'
+export { certificateThumbprint, trustCertificateBoundToken, verifyCertificateBinding } from './policy/token-binding.js'
+export type { CertificateDigestSource } from './policy/token-binding.js'
 // Every error constructor, for `instanceof` checks and custom error handlers.
 export * from './errors.js'

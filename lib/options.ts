@@ -2,21 +2,29 @@ import proxyAddr from '@fastify/proxy-addr'
 import { createHash, X509Certificate } from 'node:crypto'
 import { compileAllow, type AllowPredicate, type AllowRules } from './policy/allow.js'
 import { ClientCertInvalidOptionError } from './errors.js'
+import { isTrustDomain } from './codecs/spiffe.js'
+import { isJwkSetInput, jwkSetCertificates, type SpiffeBundles, type SpiffeJwkSet } from './policy/spiffe-bundles.js'
 import type { ClientCertIdentity } from './identity.js'
 import { createCustomPreset } from './sources/presets/custom.js'
 import { createEnvoyPreset, type NormalizedXfcc } from './sources/presets/envoy.js'
 import { getPreset, presetNames } from './sources/presets/index.js'
 import type { CustomHeaderMapping, Preset, XfccOptions } from './sources/presets/types.js'
 import type { FastifyRequest } from 'fastify'
+import type { ClientCertUser, ClientCertUserProperty } from './plugin.js'
 
 export type ClientCertMode = 'tls' | 'proxy' | 'auto'
+
+/** What `proxy.preset` accepts. A proxy without a preset is described by `proxy.headers` (identities then say `'custom'`). */
+export type ClientCertPresetName =
+  | 'nginx' | 'apache' | 'haproxy' | 'caddy' | 'envoy' | 'traefik' | 'aws-alb' | 'aws-alb-passthrough'
+  | 'gcp' | 'cloudflare' | 'azure' | 'rfc9440'
 
 /** A PEM string or Buffer (one or several blocks), a DER Buffer, or a list of them. */
 export type PemOrDerInput = string | Buffer | ReadonlyArray<string | Buffer>
 
 export interface ProxyOptions {
   /** The proxy whose header conventions to read. Give `preset` or `headers`, not both. */
-  preset?: string
+  preset?: ClientCertPresetName
   /** A custom header mapping for proxies without a preset. */
   headers?: CustomHeaderMapping
   /**
@@ -33,6 +41,20 @@ export interface ProxyOptions {
   maxHeaderBytes?: number
   /** How to read Envoy's `X-Forwarded-Client-Cert` (preset `envoy`, or a mapping with cert encoding `xfcc`). */
   xfcc?: XfccOptions
+}
+
+/**
+ * One trust domain's bundle: its X509-SVID CA certificates as PEM/DER (as `ca` takes them), or the SPIFFE bundle
+ * format (a JWK Set with `use: 'x509-svid'` keys, as SPIRE's bundle endpoint serves it: parsed, or its JSON text).
+ */
+export type SpiffeBundleInput = string | Buffer | SpiffeJwkSet | ReadonlyArray<string | Buffer | SpiffeJwkSet>
+
+export interface SpiffeOptions {
+  /**
+   * Trust domain name → its bundle. A certificate's SPIFFE ID then counts only when the certificate chains to the
+   * bundle of the ID's own trust domain, and certificates that carry one must follow the X509-SVID rules.
+   */
+  bundles: Readonly<Record<string, SpiffeBundleInput>>
 }
 
 export interface CacheBounds {
@@ -63,7 +85,21 @@ export type AuthorizeHook = (identity: ClientCertIdentity, request: FastifyReque
 export type ResolvedUser<User> = User | null | undefined | false | 0 | ''
 export type ResolveUserHook<User = unknown> = (identity: ClientCertIdentity, request: FastifyRequest) => ResolvedUser<User> | Promise<ResolvedUser<User>>
 
-export interface FastifyClientCertOptions {
+/**
+ * `userProperty` follows the name declared in `FastifyClientCertUser`: optional (`'user'`) when none is
+ * declared, required when one is, so the request property the types promise is the one the plugin fills.
+ */
+export type UserPropertyOption = [ClientCertUserProperty] extends ['user']
+  ? {
+      /** The request property `resolveUser` fills. Default `'user'`. */
+      userProperty?: 'user'
+    }
+  : {
+      /** The request property `resolveUser` fills: the name declared in `FastifyClientCertUser`. */
+      userProperty: ClientCertUserProperty
+    }
+
+export interface FastifyClientCertOptions extends UserPropertyOption {
   /** `'tls'` (default): Fastify terminates TLS; `'proxy'`: a trusted proxy forwards the certificate; `'auto'`: both. */
   mode?: ClientCertMode
   /** The default route policy: `true` (default) answers 401 without a verified certificate. */
@@ -72,12 +108,14 @@ export interface FastifyClientCertOptions {
   proxy?: ProxyOptions
   /** PEM or DER CRL(s): revoked certificates are refused in both modes. */
   crl?: PemOrDerInput
+  /** SPIFFE trust domains bound to their bundles (federation): see "Workload identity (SPIFFE)". */
+  spiffe?: SpiffeOptions
   /** Authorization rules every route uses unless it sets its own. */
   allow?: AllowRules
   /** Runs after `allow` for verified certificates; only a returned `true` admits. */
   authorize?: AuthorizeHook
   /** Maps a verified identity to the application's user (`request.user`); `null` or any falsy value refuses (403). */
-  resolveUser?: ResolveUserHook
+  resolveUser?: ResolveUserHook<ClientCertUser>
   /** Bounds of the user cache and of the forwarded-certificate cache. */
   cache?: CacheOptions
   /**
@@ -111,11 +149,14 @@ export interface Settings {
   required: boolean
   proxy: NormalizedProxy | null
   proxyCa: X509Certificate[] | null
+  spiffe: SpiffeBundles | null
   /** The `crl` input, its type checked; read in the plugin's register, in slices when large. */
   crl: ReadonlyArray<string | Buffer> | null
   allow: AllowPredicate | null
   authorize: AuthorizeHook | null
   resolveUser: ResolveUserHook | null
+  /** The request property `resolveUser` fills. */
+  userProperty: string
   cache: CacheSettings
   testing: boolean
 }
@@ -130,7 +171,7 @@ export interface RoutePolicy {
   allow: AllowPredicate | null
 }
 
-const topLevelKeys = new Set(['mode', 'required', 'proxy', 'crl', 'allow', 'authorize', 'resolveUser', 'cache', 'testing'])
+const topLevelKeys = new Set(['mode', 'required', 'proxy', 'crl', 'spiffe', 'allow', 'authorize', 'resolveUser', 'userProperty', 'cache', 'testing'])
 const proxyKeys = new Set(['preset', 'headers', 'trust', 'secret', 'ca', 'maxHeaderBytes', 'xfcc'])
 const xfccKeys = new Set(['hops', 'cert'])
 const cacheKeys = new Set(['max', 'ttl', 'users', 'certificates'])
@@ -140,6 +181,16 @@ const routeKeys = new Set(['required', 'allow'])
 const modes = new Set(['tls', 'proxy', 'auto'])
 // RFC 9110 token characters: what a header name may hold.
 const headerNamePattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+// What a Fastify request already has (own fields, then Request.prototype), and this plugin's own decorators:
+// resolveUser must never overwrite one of them.
+const requestMembers = new Set([
+  'id', 'params', 'raw', 'query', 'log', 'body', 'server', 'url', 'originalUrl', 'method', 'routeOptions', 'is404',
+  'socket', 'signal', 'ip', 'ips', 'host', 'hostname', 'port', 'protocol', 'headers', 'additionalHeaders', 'mediaType',
+  'getValidationFunction', 'compileValidationSchema', 'validateInput', 'getDecorator', 'setDecorator',
+  'context', 'routeConfig', 'routeSchema', 'clientCert', 'requireClientCert'
+])
+const propertyNamePattern = /^[A-Za-z_$][\w$]*$/
 
 function fail (option: string, reason: string): never {
   throw new ClientCertInvalidOptionError(option, reason)
@@ -167,6 +218,13 @@ function optionalFunction<T> (value: unknown, option: string): T | null {
   if (value === undefined) return null
   if (typeof value !== 'function') fail(option, 'must be a function')
   return value as T
+}
+
+function normalizeUserProperty (value: unknown): string {
+  if (value === undefined) return 'user'
+  if (typeof value !== 'string' || !propertyNamePattern.test(value)) fail('userProperty', 'must be a property name (letters, digits, _ and $)')
+  if (requestMembers.has(value) || value in Object.prototype) fail('userProperty', `must not be '${value}': Fastify requests already have it`)
+  return value
 }
 
 function nonNegativeInteger (value: unknown, option: string, fallback: number): number {
@@ -208,6 +266,37 @@ export function loadCertificates (value: unknown, option: string): X509Certifica
     }
   })
   return certificates
+}
+
+/** Loads `spiffe.bundles` (or a value of the same shape under another `option` name): trust domain → its CAs. */
+export function loadSpiffeBundles (value: unknown, option: string): SpiffeBundles {
+  if (!isPlainObject(value) || Object.keys(value).length === 0) fail(option, 'must map at least one trust domain to its bundle')
+  const bundles = new Map<string, X509Certificate[]>()
+  for (const [name, input] of Object.entries(value)) {
+    const domainOption = `${option}[${JSON.stringify(name)}]`
+    if (!isTrustDomain(name)) fail(domainOption, 'is not a trust domain name (lower-case letters, digits, ".", "-" and "_", as in spiffe://example.org)')
+    const items: unknown[] = Array.isArray(input) ? input : [input]
+    if (items.length === 0) fail(domainOption, 'must not be empty')
+    bundles.set(name, items.flatMap((item, index) => {
+      const itemOption = Array.isArray(input) ? `${domainOption}[${index}]` : domainOption
+      if (!isJwkSetInput(item)) return loadCertificates(item, itemOption)
+      let certificates: Buffer[]
+      try {
+        certificates = jwkSetCertificates(item)
+      } catch (error) {
+        fail(itemOption, (error as Error).message)
+      }
+      return certificates.flatMap((der) => loadCertificates(der, itemOption))
+    }))
+  }
+  return bundles
+}
+
+function normalizeSpiffe (value: unknown): SpiffeBundles | null {
+  if (value === undefined) return null
+  if (!isPlainObject(value)) fail('spiffe', 'must be { bundles }')
+  checkKeys(value, new Set(['bundles']), 'spiffe.')
+  return loadSpiffeBundles(value.bundles, 'spiffe.bundles')
 }
 
 function normalizeTrust (value: unknown): (address: string) => boolean {
@@ -319,10 +408,12 @@ export function normalizeOptions (options: unknown): Settings {
     required: optionalBoolean(options.required, 'required', true),
     proxy,
     proxyCa,
+    spiffe: normalizeSpiffe(options.spiffe),
     crl: options.crl === undefined ? null : pemOrDerList(options.crl, 'crl'),
     allow: options.allow === undefined ? null : compileAllow(options.allow as AllowRules, 'allow'),
     authorize: optionalFunction<AuthorizeHook>(options.authorize, 'authorize'),
     resolveUser: optionalFunction<ResolveUserHook>(options.resolveUser, 'resolveUser'),
+    userProperty: normalizeUserProperty(options.userProperty),
     cache: normalizeCache(options.cache),
     testing
   }

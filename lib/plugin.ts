@@ -11,8 +11,14 @@ import { randomBytes, type X509Certificate } from 'node:crypto'
 import { Server as TlsServer } from 'node:tls'
 import { decide, identify, onRequestHook, refusal, testHeader, type State } from './authenticate.js'
 import { certificatesOf, RevocationList, SYNC_LOAD_BYTES } from './revocation/crl.js'
-import { ClientCertInvalidOptionError } from './errors.js'
-import { certificateFields, composeIdentity, type ClientCertIdentity, type IdentityOptions } from './identity.js'
+import { ClientCertInvalidError, ClientCertInvalidOptionError, ClientCertMissingError } from './errors.js'
+import {
+  certificateFields,
+  composeIdentity,
+  type ClientCertIdentity,
+  type IdentityOptions,
+  type VerifiedClientCertIdentity
+} from './identity.js'
 import {
   compileRoutePolicy,
   loadCertificates,
@@ -24,15 +30,30 @@ import {
 } from './options.js'
 import { ProxySource } from './sources/proxy.js'
 import { guardHandshakes } from './sources/tls.js'
+import { publishDecision } from './observability.js'
+import { routeCoverage } from './route-coverage.js'
 import { UserCache } from './policy/user-cache.js'
 
 /**
- * Merge point for the type of `request.user`, as `@fastify/jwt` offers one:
- * `declare module 'fastify-client-cert' { interface FastifyClientCertUser { user: MyUser } }`.
+ * Merge point for what `resolveUser` returns and where it goes, as `@fastify/jwt` offers one:
+ * `declare module 'fastify-client-cert' { interface FastifyClientCertUser { user: MyUser, userProperty: 'account' } }`.
+ * `user` types the user (default `unknown`); `userProperty` names the request property (default `'user'`), and
+ * must then be given as the `userProperty` option too.
  */
 export interface FastifyClientCertUser {}
 
+/** The user `resolveUser` returns, as declared in `FastifyClientCertUser`. */
 export type ClientCertUser = FastifyClientCertUser extends { user: infer User } ? User : unknown
+
+/** The request property `resolveUser` fills, as declared in `FastifyClientCertUser`. */
+export type ClientCertUserProperty = FastifyClientCertUser extends { userProperty: infer Name extends string } ? Name : 'user'
+
+/**
+ * The request property that holds the user: `null` on routes that resolve none (no `resolveUser`, no verified
+ * certificate on an optional route, `clientCert: false`). FastifyRequest extends it rather than declaring the
+ * property, so another plugin's `user` (@fastify/jwt's) may declare its own type beside it without a clash.
+ */
+export type ClientCertUserHolder = { [Name in ClientCertUserProperty]: ClientCertUser | null }
 
 /** What a test hands `injectAs`: a certificate (verified unless said otherwise) or `null` for none. */
 export interface InjectIdentity extends IdentityOptions {
@@ -52,9 +73,10 @@ export interface ClientCertDecorator {
   reload: (lists: { crl?: PemOrDerInput | null, ca?: PemOrDerInput | null }) => Promise<void>
   /**
    * A hook that authenticates like a `required: true` route (with `allow` when given), for `preHandler`
-   * or `@fastify/auth`. It rejects with the same errors the route policy sends.
+   * or `@fastify/auth`. It rejects with the same errors the route policy sends. It needs no reply, so it also
+   * re-checks a request later: a WebSocket's upgrade request after `reload()`, against the lists now in force.
    */
-  verify: (options?: Pick<ClientCertRouteOptions, 'allow'>) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  verify: (options?: Pick<ClientCertRouteOptions, 'allow'>) => (request: FastifyRequest, reply?: FastifyReply) => Promise<void>
   /**
    * Test-only: `inject()` a request that carries `identity`. Needs `testing: true` (refused in production);
    * each call mints a single-use random token that only this process knows.
@@ -71,11 +93,14 @@ export interface ClientCertCacheStats {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest {
+  interface FastifyRequest extends ClientCertUserHolder {
     /** The client certificate's identity, or `null` when none reached the app. */
     clientCert: ClientCertIdentity | null
-    /** What `resolveUser` returned for the request's certificate. */
-    user: ClientCertUser
+    /**
+     * `clientCert` when it is verified; else throws the 401 a required route sends (`FST_CLIENT_CERT_MISSING`
+     * without a certificate, `FST_CLIENT_CERT_INVALID` for one that is not verified).
+     */
+    requireClientCert: () => VerifiedClientCertIdentity
   }
   interface FastifyInstance {
     clientCert: ClientCertDecorator
@@ -111,13 +136,24 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     generation: 0,
     crl: null,
     proxyCa: settings.proxyCa,
+    spiffe: settings.spiffe,
     proxy: settings.proxy === null ? null : new ProxySource(settings.proxy, settings.cache.certificates, fastify.server),
     users: new UserCache(settings.cache.users.max, settings.cache.users.ttl),
     tokens: settings.testing ? new Map() : null
   }
 
   fastify.decorateRequest('clientCert', null)
-  if (settings.resolveUser !== null && !fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null)
+  fastify.decorateRequest('requireClientCert', function requireClientCert (this: FastifyRequest) {
+    const identity = this.clientCert
+    if (identity === null) throw new ClientCertMissingError()
+    if (!identity.verified) throw new ClientCertInvalidError()
+    return identity as VerifiedClientCertIdentity
+  })
+  const userProperty = settings.userProperty
+  if (settings.resolveUser !== null) {
+    if (!fastify.hasRequestDecorator(userProperty)) fastify.decorateRequest(userProperty, null)
+    else fastify.log.warn(`fastify-client-cert: request.${userProperty} is already a request decorator; resolveUser fills it too, and another plugin (such as @fastify/jwt) may overwrite it: set the userProperty option to another name`)
+  }
 
   const secret = settings.proxy?.secret
   if (secret != null) {
@@ -130,7 +166,9 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
   }
 
   let optionalRoutes = 0
+  const coverage = routeCoverage(fastify)
   fastify.addHook('onRoute', function clientCertOnRoute (routeOptions) {
+    coverage.see(routeOptions)
     const route = `${String(routeOptions.method)} ${routeOptions.url}`
     const policy = compileRoutePolicy(routeOptions.config?.clientCert, settings, route)
     if (policy === null || !policy.required) optionalRoutes++
@@ -145,6 +183,10 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     const server = fastify.server as unknown as { rejectUnauthorized?: boolean }
     if (settings.mode !== 'proxy' && server instanceof TlsServer && server.rejectUnauthorized === true && optionalRoutes > 0) {
       fastify.log.warn('fastify-client-cert: https.rejectUnauthorized is true, so TLS refuses clients without a valid certificate before any route runs: optional routes and clientCert: false routes cannot serve them. Set https.rejectUnauthorized to false and let the plugin decide per route.')
+    }
+    const unseen = coverage.unseen()
+    if (unseen !== null && unseen.length > 0) {
+      fastify.log.warn({ routes: unseen }, `fastify-client-cert: these routes were declared before the plugin was registered, so it does not protect them: ${unseen.join(', ')}. Register the plugin with await before declaring routes.`)
     }
     ready()
   })
@@ -212,10 +254,13 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
         try {
           identity = identify(state, request, true)
         } catch (error) {
-          throw refusal(request, error)
+          const refused = refusal(request, error)
+          publishDecision(request, null, refused)
+          throw refused
         }
         request.clientCert = identity
         const error = await decide(state, policy, identity, request)
+        publishDecision(request, identity, error)
         if (error !== null) throw error
       }
     },

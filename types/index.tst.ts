@@ -38,6 +38,12 @@ test('options are typed', () => {
   expect({ mode: 'proxy', proxy: { preset: 'envoy', trust: '127.0.0.1', xfcc: { hops: 2, cert: true } } } as const).type.toBeAssignableTo<FastifyClientCertOptions>()
   expect({ mode: 'proxy', proxy: { preset: 'envoy', trust: '127.0.0.1', xfcc: { hops: '2' } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
   expect({ mode: 'proxy', proxy: { preset: 'envoy', trust: '127.0.0.1', xfcc: { last: true } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  app.register(fastifyClientCert, {
+    spiffe: { bundles: { 'example.org': '-----BEGIN CERTIFICATE-----', 'partner.example': { keys: [{ kty: 'EC', use: 'x509-svid', x5c: ['MII…'] }] } } }
+  })
+  expect({ spiffe: { bundles: { 'example.org': [Buffer.alloc(1), '{"keys":[]}'] } } }).type.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ spiffe: { bundles: { 'example.org': 42 } } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
+  expect({ spiffe: { 'example.org': '-----BEGIN CERTIFICATE-----' } } as const).type.not.toBeAssignableTo<FastifyClientCertOptions>()
 })
 
 test('request.clientCert and route config are typed', () => {

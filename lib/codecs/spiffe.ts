@@ -33,6 +33,16 @@ function split (uri: string): { trustDomain: string, path: string } | null {
   return { trustDomain, path }
 }
 
+/** The trust domain and path (`''` for the trust domain's own ID) of a valid SPIFFE ID, or null. */
+export function spiffeIdParts (uri: string): { trustDomain: string, path: string } | null {
+  return split(uri)
+}
+
+/** True when `name` may be a trust domain: what a SPIFFE ID holds between `spiffe://` and its path. */
+export function isTrustDomain (name: string): boolean {
+  return name.length <= MAX_TRUST_DOMAIN_LENGTH && TRUST_DOMAIN.test(name)
+}
+
 /**
  * True when `uri` is a SPIFFE ID as the SPIFFE-ID specification (§2) allows: scheme `spiffe`, a non-empty
  * lower-case trust domain of `[a-z0-9._-]`, and a path of non-empty segments of `[A-Za-z0-9._-]` that are not

@@ -22,15 +22,17 @@ export function certificateNames (der: Buffer): CertificateNames {
   tbs.optional(CONTEXT_0, 'the version')
   tbs.any('the serial number')
   tbs.read(SEQUENCE, 'the signature algorithm')
-  const issuer = readName(tbs, tbs.read(SEQUENCE, 'the issuer'))
+  const issuer = readName(der, tbs.read(SEQUENCE, 'the issuer'))
   tbs.read(SEQUENCE, 'the validity')
-  const subject = readName(tbs, tbs.read(SEQUENCE, 'the subject'))
+  const subject = readName(der, tbs.read(SEQUENCE, 'the subject'))
   return { subject, issuer }
 }
 
-function readName (c: Cursor, name: Tlv): RDN[] {
+/** A Name, in RFC 4514 order (most specific RDN first, a multi-valued RDN reversed). */
+export function readName (der: Buffer, name: Tlv): RDN[] {
+  if (name.tag !== SEQUENCE) fail('a name is not a SEQUENCE')
   const rdns: RDN[] = []
-  const sequence = c.into(name)
+  const sequence = new Cursor(der, name.contentStart, name.end)
   while (!sequence.done) {
     const set = sequence.into(sequence.read(SET, 'a name component'))
     const rdn: RDN = []
@@ -38,6 +40,7 @@ function readName (c: Cursor, name: Tlv): RDN[] {
       const ava = set.into(set.read(SEQUENCE, 'a name attribute'))
       const oid = oidText(ava, ava.read(OID, 'a name attribute type'))
       const value = ava.any('a name attribute value')
+      if (!VALUE_TAGS.has(value.tag)) fail('a name attribute value has a type OpenSSL refuses')
       ava.finish('a name attribute')
       rdn.push(attribute(oid, ava.buf, value))
     }
@@ -46,6 +49,10 @@ function readName (c: Cursor, name: Tlv): RDN[] {
   }
   return rdns.reverse()
 }
+
+// The universal tags OpenSSL takes for a name attribute value (its ASN1_PRINTABLE mask), primitive; of the
+// constructed forms only SEQUENCE, whose content OpenSSL keeps unread (it would read a constructed string as BER).
+const VALUE_TAGS = new Set([0x03, 0x07, 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x12, 0x13, 0x14, 0x16, 0x1c, 0x1d, 0x1e, 0x30])
 
 const HEX = '0123456789ABCDEF'
 const SURROGATE = /[\ud800-\udfff]/
@@ -62,9 +69,9 @@ function attribute (oid: string, buf: Buffer, value: Tlv): DNAttribute {
 /** The value as OpenSSL prints a string type (ASN1_STRFLGS_UTF8_CONVERT), or null for a type it dumps. */
 function printedString (buf: Buffer, value: Tlv): string | null {
   switch (value.tag) {
-    case 0x17: // UTCTime and GeneralizedTime: OpenSSL prints their characters, one byte each
-    case 0x18:
-      return buf.toString('latin1', value.contentStart, value.end)
+    case 0x03: // BIT STRING: OpenSSL reads the count of unused bits, which must be there and below 8
+      if (value.end === value.contentStart || buf[value.contentStart]! > 7) fail('a BIT STRING is malformed')
+      return null
     case 0x1e: { // BMPString: UCS-2, which has no surrogates; OpenSSL would print one as invalid UTF-8
       const text = decodeString(buf, value)!
       if (SURROGATE.test(text)) fail('a BMPString holds a surrogate')
@@ -72,6 +79,16 @@ function printedString (buf: Buffer, value: Tlv): string | null {
     }
     default:
       return decodeString(buf, value)
+  }
+}
+
+/** Refuses an OBJECT IDENTIFIER OpenSSL refuses: empty, a sub-identifier padded with 0x80, or cut short. */
+export function checkOid (buf: Buffer, tlv: Tlv): void {
+  if (tlv.end === tlv.contentStart || (buf[tlv.end - 1]! & 0x80) !== 0) fail('an OID is empty or truncated')
+  let fresh = true
+  for (let i = tlv.contentStart; i < tlv.end; i++) {
+    if (fresh && buf[i] === 0x80) fail('an OID has a non-minimal sub-identifier')
+    fresh = (buf[i]! & 0x80) === 0
   }
 }
 

@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto'
-import { BIT_STRING, BOOLEAN, CONTEXT_0, CONTEXT_1, CONTEXT_2, CONTEXT_3, Cursor, fail, INTEGER, OCTET_STRING, OID, SEQUENCE } from '../codecs/der.js'
+import { BIT_STRING, BOOLEAN, Cursor, fail, INTEGER, OID, SEQUENCE } from '../codecs/der.js'
+import { readBoolean, walkOf } from '../codecs/x509.js'
 
 // Deeper chains than this are refused: a bound on work for certificates an attacker may choose.
 const maxDepth = 8
@@ -140,24 +141,15 @@ export interface Extensions {
 }
 
 /**
- * Reads the extensions with the strict DER reader. `null` when it refuses the certificate body or an extension
- * (BER where DER belongs, a repeated extension, a negative or CA-less pathLen): OpenSSL parsed this certificate
- * already, so a refusal here is a disagreement between parsers, and such a certificate is not relied on.
+ * Reads the extensions from the walk the identity was read with (lib/codecs/x509.ts), else from the DER. `null`
+ * when the strict reader refuses the certificate body or an extension (BER where DER belongs, a repeated
+ * extension, a negative or CA-less pathLen): OpenSSL parsed this certificate already, so a refusal here is a
+ * disagreement between parsers, and such a certificate is not relied on.
  */
 export function readExtensions (certificate: X509Certificate): Extensions | null {
-  const der = certificate.raw
   try {
-    const top = new Cursor(der, 0, der.length)
-    const tbs = top.into(top.into(top.read(SEQUENCE, 'the certificate')).read(SEQUENCE, 'the certificate body'))
-    tbs.optional(CONTEXT_0, 'the version')
-    tbs.any('the serial')
-    tbs.any('the signature algorithm')
-    const issuer = tbs.any('the issuer')
-    tbs.any('the validity')
-    const subject = tbs.any('the subject')
-    tbs.any('the public key')
-    tbs.optional(CONTEXT_1, 'the issuer unique ID')
-    tbs.optional(CONTEXT_2, 'the subject unique ID')
+    const walk = walkOf(certificate)
+    const { der, issuer, subject } = walk
     const found = {
       selfIssued: der.subarray(issuer.contentStart, issuer.end).equals(der.subarray(subject.contentStart, subject.end)),
       ca: null as boolean | null,
@@ -168,18 +160,9 @@ export function readExtensions (certificate: X509Certificate): Extensions | null
       nameConstraints: false,
       unhandledCritical: false
     }
-    const wrapped = tbs.optional(CONTEXT_3, 'the extensions')
-    if (wrapped === null) return found
-    const list = tbs.into(tbs.into(wrapped).read(SEQUENCE, 'the extensions'))
-    const seen = new Set<string>()
-    while (!list.done) {
-      const extension = list.into(list.read(SEQUENCE, 'an extension'))
-      const id = extension.hex(extension.read(OID, 'an extension ID'))
-      if (seen.has(id)) return null
-      seen.add(id)
-      const critical = extension.optional(BOOLEAN, 'the critical flag')
-      if (critical !== null && readBoolean(extension, critical)) found.unhandledCritical ||= !SUPPORTED.has(id)
-      const value = extension.into(extension.read(OCTET_STRING, 'the extension value'))
+    for (const { id, critical, value: content } of walk.extensions) {
+      if (critical) found.unhandledCritical ||= !SUPPORTED.has(id)
+      const value = new Cursor(der, content.contentStart, content.end)
       switch (id) {
         case KEY_USAGE:
           found.keyUsage = firstBits(value)
@@ -196,7 +179,7 @@ export function readExtensions (certificate: X509Certificate): Extensions | null
         case BASIC_CONSTRAINTS: {
           const constraints = value.into(value.read(SEQUENCE, 'the basic constraints'))
           const ca = constraints.optional(BOOLEAN, 'the CA flag')
-          found.ca = ca !== null && readBoolean(constraints, ca)
+          found.ca = ca !== null && readBoolean(der, ca)
           const pathLen = constraints.optional(INTEGER, 'the path length')
           if (pathLen !== null) found.pathLen = readPathLen(constraints, pathLen, found.ca)
           constraints.finish('the basic constraints')
@@ -210,11 +193,6 @@ export function readExtensions (certificate: X509Certificate): Extensions | null
   } catch {
     return null
   }
-}
-
-function readBoolean (cursor: Cursor, tlv: { contentStart: number, end: number }): boolean {
-  if (tlv.end - tlv.contentStart !== 1) fail('a BOOLEAN is not one byte')
-  return cursor.buf[tlv.contentStart] !== 0
 }
 
 function readPathLen (cursor: Cursor, tlv: { contentStart: number, end: number }, ca: boolean): number {

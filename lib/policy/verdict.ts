@@ -2,6 +2,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { verifyChain } from './chain.js'
 import type { RevocationCheck, RevocationList } from '../revocation/crl.js'
+import { spiffeVerdict, type SpiffeBundles } from './spiffe-bundles.js'
 import type { CertificateFields } from '../identity.js'
 
 /** The lists a verdict is judged by; `reload()` replaces them. */
@@ -9,6 +10,8 @@ export interface TrustLists {
   /** `proxy.ca`: anchors for the app-side check of forwarded certificates. */
   proxyCa: readonly X509Certificate[] | null
   crl: RevocationList | null
+  /** `spiffe.bundles`: each trust domain's SPIFFE IDs count only from its own bundle. */
+  spiffe?: SpiffeBundles | null
 }
 
 export interface Judged {
@@ -107,28 +110,36 @@ export function judge (
   verified: boolean,
   verifyError: string | null,
   _issuer: X509Certificate | null,
-  chain: readonly X509Certificate[] | null,
+  forwarded: (() => readonly X509Certificate[]) | null,
   now: number
 ): Judged {
-  const certificate = fields.certificate
+  // Both read on first need: a forwarded certificate's X509Certificate is built only for the checks that use it.
+  const whole = (): X509Certificate | null => fields.certificate
+  const chain = (): readonly X509Certificate[] | null => forwarded === null ? null : forwarded()
   let recheckAt = fields.notAfter === null ? Infinity : fields.notAfter.getTime()
   if (!verified) return { verified, verifyError, recheckAt }
   if (fields.notAfter !== null && now > recheckAt) return { verified: false, verifyError: 'CERT_HAS_EXPIRED', recheckAt: Infinity }
-  if (chain !== null && lists.proxyCa !== null) {
+  if (forwarded !== null && lists.proxyCa !== null) {
     // With proxy.ca the app verifies too, which needs the whole certificate: a preset that sometimes forwards
     // only names (Envoy's XFCC without Cert, ALB's detail headers) cannot be verified then.
-    const error = certificate === null ? 'CERTIFICATE_NOT_FORWARDED' : verifyChain(certificate, chain, lists.proxyCa, now)
+    const certificate = whole()
+    const error = certificate === null ? 'CERTIFICATE_NOT_FORWARDED' : verifyChain(certificate, forwarded(), lists.proxyCa, now)
+    if (error !== null) return { verified: false, verifyError: error, recheckAt }
+  }
+  if (lists.spiffe != null) {
+    const error = spiffeVerdict(lists.spiffe, fields, chain(), now)
     if (error !== null) return { verified: false, verifyError: error, recheckAt }
   }
   if (lists.crl !== null) {
     recheckAt = Math.min(recheckAt, now + crlRecheckMs)
     // Names alone (a proxy that forwards subject, issuer and serial): the same CRLs, by issuer name and serial,
     // failing closed when they cannot tell. Judging names without the CRL would let a downgrade skip it.
+    const certificate = whole()
     const check = certificate === null
       ? lists.crl.checkNames(fields.issuerRDNs, fields.serialNumber, now)
-      : chain === null
+      : forwarded === null
         ? revocation(lists.crl, certificate, linkedIssuers(certificate), lists.crl.anchors, now)
-        : revocation(lists.crl, certificate, chain, lists.proxyCa ?? [], now)
+        : revocation(lists.crl, certificate, forwarded(), lists.proxyCa ?? [], now)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }
   return { verified: true, verifyError: null, recheckAt }

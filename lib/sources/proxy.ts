@@ -1,20 +1,25 @@
 // Stage 1, behind a proxy: certificate headers are read only from trusted peers, decoded by a preset, cached by value.
-import { timingSafeEqual, X509Certificate } from 'node:crypto'
+import { timingSafeEqual, type X509Certificate } from 'node:crypto'
 import { formatDN } from '../codecs/dn.js'
 import { ClientCertBadHeaderError, ClientCertUntrustedSourceError } from '../errors.js'
-import { certificateFields, commonNameOf, freezeRDNs, freezeSan, type CertificateFields } from '../identity.js'
+import { fieldsFromDer, commonNameOf, freezeRDNs, freezeSan, type CertificateFields } from '../identity.js'
 import { digestSecret, type CacheSettings, type NormalizedProxy } from '../options.js'
 import { BoundedCache } from './forward-cache.js'
 import { CertificateParseError } from '../codecs/parse-error.js'
+import { readCertificate, x509Of } from '../codecs/x509.js'
 import type { ForwardedCert } from './presets/types.js'
 
 /** A forwarded certificate after decoding, as cached by header value (never by socket). */
 export interface DecodedForward {
   /** `null`: the proxy says there is no certificate. */
   fields: CertificateFields | null
-  /** The leaf (when forwarded whole) and what the proxy forwarded after it, for `proxy.ca` and `crl`. */
-  leaf: X509Certificate | null
-  chain: X509Certificate[]
+  /** The DER of the leaf (when forwarded whole) and of what the proxy forwarded after it. */
+  ders: Buffer[]
+  /**
+   * What the proxy forwarded after the leaf, as Node's certificates for `proxy.ca` and `crl`: built on the first
+   * call, so that a route needing neither never pays OpenSSL's parser (the DER reader checked them already).
+   */
+  chain: () => readonly X509Certificate[]
   proxyVerified: boolean
   proxyError: string | null
 }
@@ -144,9 +149,7 @@ export class ProxySource {
     const { decoded, values } = lookup
     let bytes = entryOverhead
     for (const value of values) bytes += value === undefined ? 0 : value.length
-    for (const certificate of decoded.leaf === null ? decoded.chain : [decoded.leaf, ...decoded.chain]) {
-      bytes += bytesPerDerByte * certificate.raw.length
-    }
+    for (const der of decoded.ders) bytes += bytesPerDerByte * der.length
     this.#cache.set(lookup.index, { values, decoded }, bytes, Date.now())
   }
 
@@ -182,12 +185,15 @@ export class ProxySource {
     let forwarded: ForwardedCert | null
     try {
       forwarded = this.#proxy.preset.decode(function read (name: string) { return values.get(name) })
-      if (forwarded === null) return { fields: null, leaf: null, chain: [], proxyVerified: false, proxyError: null }
-      const leaf = forwarded.der === null ? null : forwarded.certificate ?? new X509Certificate(forwarded.der)
+      if (forwarded === null) return { fields: null, ders: [], chain: noChain, proxyVerified: false, proxyError: null }
+      const { der } = forwarded
+      // Refused here what OpenSSL would refuse, so that building them later cannot fail.
+      const parsed = forwarded.chain.map(readCertificate)
+      let chain: X509Certificate[] | undefined
       return {
-        fields: leaf === null ? fieldsFromParts(forwarded) : certificateFields(leaf),
-        leaf,
-        chain: forwarded.chain.map((der) => new X509Certificate(der)),
+        fields: der === null ? fieldsFromParts(forwarded) : fieldsFromDer(der, forwarded.certificate),
+        ders: der === null ? forwarded.chain : [der, ...forwarded.chain],
+        chain: function forwardedChain () { return (chain ??= parsed.map(x509Of)) },
         // A proxy that forwards unverified certificates leaves the verdict to proxy.ca (registration requires it).
         proxyVerified: forwarded.verified || !this.#proxy.preset.proxyVerifies,
         proxyError: forwarded.verified ? null : forwarded.verifyError
@@ -197,6 +203,8 @@ export class ProxySource {
     }
   }
 }
+
+const noChain = Object.freeze(function noChain (): readonly X509Certificate[] { return [] })
 
 function sameValues (a: ReadonlyArray<string | undefined>, b: ReadonlyArray<string | undefined>): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false

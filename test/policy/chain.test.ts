@@ -40,7 +40,7 @@ t.test('verifyChain: the leaf must be a key that may authenticate (OpenSSL sslcl
   const dir = mkdtempSync(join(tmpdir(), 'chain-ku-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   // Issued just now: judged a few seconds later, so a second boundary between issue and check is no "not yet valid".
-  const later = now + 5000
+  const later = (): number => Date.now() + 5000
   const issue = (name: string, keyUsage: string | null): X509Certificate => {
     const ext = join(dir, `${name}.ext`)
     writeFileSync(ext, ['extendedKeyUsage = clientAuth', ...(keyUsage === null ? [] : [`keyUsage = critical, ${keyUsage}`])].join('\n') + '\n')
@@ -50,10 +50,10 @@ t.test('verifyChain: the leaf must be a key that may authenticate (OpenSSL sslcl
       '-CAkey', corpus.intermediate.keyPath, '-set_serial', '7', '-days', '1', '-extfile', ext, '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' })
     return new X509Certificate(readFileSync(join(dir, `${name}.crt`)))
   }
-  t.equal(verifyChain(issue('agreement', 'keyAgreement'), [], [intermediate], later), null, 'keyAgreement alone may authenticate')
-  t.equal(verifyChain(issue('signature', 'digitalSignature'), [], [intermediate], later), null, 'digitalSignature')
-  t.equal(verifyChain(issue('none', null), [], [intermediate], later), null, 'no keyUsage extension: unrestricted')
-  t.equal(verifyChain(issue('encipher', 'keyEncipherment'), [], [intermediate], later), 'INVALID_PURPOSE', 'keyEncipherment alone may not')
+  t.equal(verifyChain(issue('agreement', 'keyAgreement'), [], [intermediate], later()), null, 'keyAgreement alone may authenticate')
+  t.equal(verifyChain(issue('signature', 'digitalSignature'), [], [intermediate], later()), null, 'digitalSignature')
+  t.equal(verifyChain(issue('none', null), [], [intermediate], later()), null, 'no keyUsage extension: unrestricted')
+  t.equal(verifyChain(issue('encipher', 'keyEncipherment'), [], [intermediate], later()), 'INVALID_PURPOSE', 'keyEncipherment alone may not')
 
   // OpenSSL keeps a certificate body as the CA signed it, BER included; the strict reader refuses rather than guesses.
   const alice = new X509Certificate(corpus.leaves.alice.certPem)
@@ -102,9 +102,9 @@ t.test('verifyChain: what OpenSSL checks on every certificate of the path, with 
       return false
     }
   }
-  const later = Date.now() + 5000
   const same = (leaf: Made, chain: Made[], anchor: Made, expected: string | null, what: string) => {
-    t.equal(verifyChain(leaf.x509, chain.map((c) => c.x509), [anchor.x509], later), expected, what)
+    // Checked a little after "now" (not before the certificates were issued: a loaded machine issues slowly).
+    t.equal(verifyChain(leaf.x509, chain.map((c) => c.x509), [anchor.x509], Date.now() + 5000), expected, what)
     t.equal(openssl(leaf, chain, anchor), expected === null, `${what}: the same verdict from openssl verify`)
   }
 
@@ -150,19 +150,19 @@ t.test('verifyChain: what OpenSSL checks on every certificate of the path, with 
 
   // An untrusted self-signed root forwarded at the top of the chain: OpenSSL's name for it.
   const other = issue('other', '/CN=Other', null, CA)
-  t.equal(verifyChain(issue('under-sub', '/CN=u', sub, LEAF).x509, [sub.x509, root.x509], [other.x509], later), 'SELF_SIGNED_CERT_IN_CHAIN')
+  t.equal(verifyChain(issue('under-sub', '/CN=u', sub, LEAF).x509, [sub.x509, root.x509], [other.x509], Date.now() + 5000), 'SELF_SIGNED_CERT_IN_CHAIN')
 
   // Look-alike anchors (the issuer's name, other keys, no key identifiers): each costs a signature check, within the cap.
   const look = issue('look', '/CN=Look', null, [...CA, ...bare])
   const lookLeaf = issue('look-leaf', '/CN=u', look, [...LEAF, ...bare])
   const decoy = issue('decoy', '/CN=Look', null, [...CA, ...bare])
-  t.equal(verifyChain(lookLeaf.x509, [], [...Array(MAX_SIGNATURE_CHECKS - 1).fill(decoy.x509), look.x509], later), null, 'found with the last check allowed')
-  t.equal(verifyChain(lookLeaf.x509, [], [...Array(MAX_SIGNATURE_CHECKS).fill(decoy.x509), look.x509], later), 'CERT_CHAIN_TOO_LONG', 'refused past the cap')
+  t.equal(verifyChain(lookLeaf.x509, [], [...Array(MAX_SIGNATURE_CHECKS - 1).fill(decoy.x509), look.x509], Date.now() + 5000), null, 'found with the last check allowed')
+  t.equal(verifyChain(lookLeaf.x509, [], [...Array(MAX_SIGNATURE_CHECKS).fill(decoy.x509), look.x509], Date.now() + 5000), 'CERT_CHAIN_TOO_LONG', 'refused past the cap')
   // Unrelated certificates cost no signature check; only the first MAX_INTERMEDIATES forwarded are considered.
-  t.equal(verifyChain(lookLeaf.x509, [...Array(MAX_INTERMEDIATES - 1).fill(sub.x509), look.x509], [look.x509], later), null)
-  t.equal(verifyChain(lookLeaf.x509, [...Array(MAX_INTERMEDIATES - 1).fill(sub.x509), look.x509], [root.x509], later), 'SELF_SIGNED_CERT_IN_CHAIN',
+  t.equal(verifyChain(lookLeaf.x509, [...Array(MAX_INTERMEDIATES - 1).fill(sub.x509), look.x509], [look.x509], Date.now() + 5000), null)
+  t.equal(verifyChain(lookLeaf.x509, [...Array(MAX_INTERMEDIATES - 1).fill(sub.x509), look.x509], [root.x509], Date.now() + 5000), 'SELF_SIGNED_CERT_IN_CHAIN',
     'the last one considered is found (an untrusted self-signed root)')
-  t.equal(verifyChain(lookLeaf.x509, [...Array(MAX_INTERMEDIATES).fill(sub.x509), look.x509], [root.x509], later), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  t.equal(verifyChain(lookLeaf.x509, [...Array(MAX_INTERMEDIATES).fill(sub.x509), look.x509], [root.x509], Date.now() + 5000), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
     'one past them is not')
 })
 

@@ -177,7 +177,7 @@ t.test('resolveUser without caching, and beside another request.user decorator',
   const second = await instance.clientCert.injectAs({ certificate: corpus.leaves.alice.certPem }, '/whoami')
   t.same(second.json().user, { id: 2 })
   const other = Fastify()
-  other.decorateRequest('user', null)
+  other.decorateRequest('user', null, [])
   await other.register(fastifyClientCert, { mode: 'proxy', proxy: { preset: 'nginx', trust: '127.0.0.1' }, resolveUser: async () => ({}) })
   await other.ready()
   t.teardown(() => other.close())
