@@ -229,3 +229,13 @@ export function mayAuthenticate (certificate: X509Certificate): boolean {
   const extensions = readExtensions(certificate)
   return extensions !== null && (extensions.keyUsage === null || (extensions.keyUsage & (DIGITAL_SIGNATURE | KEY_AGREEMENT)) !== 0)
 }
+
+/**
+ * The certificates a TLS client sent after its own, as Node links them (`issuerCertificate`, in the order sent):
+ * candidates for a path, never trust. (On Node 20 the X509Certificate links hold only what the client sent.)
+ */
+export function linkedIssuers (certificate: X509Certificate): X509Certificate[] {
+  const linked: X509Certificate[] = []
+  for (let next = certificate.issuerCertificate; next !== undefined; next = next.issuerCertificate) linked.push(next)
+  return linked
+}

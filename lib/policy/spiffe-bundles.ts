@@ -3,7 +3,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { spiffeIdParts } from '../codecs/spiffe.js'
 import type { CertificateFields } from '../identity.js'
-import { readExtensions, verifyChain } from './chain.js'
+import { linkedIssuers, readExtensions, verifyChain } from './chain.js'
 
 /** Trust domain → the X509-SVID CA certificates of its bundle. */
 export type SpiffeBundles = ReadonlyMap<string, readonly X509Certificate[]>
@@ -72,16 +72,6 @@ export function jwkSetCertificates (input: unknown): Buffer[] {
 }
 
 /**
- * What a TLS client sent after its certificate, as Node links it (`issuerCertificate`): on Node 20 only what the
- * client sent, never completed from the server's `ca`, which is what Envoy's SPIFFE validator builds from too.
- */
-function sentWith (certificate: X509Certificate): X509Certificate[] {
-  const sent: X509Certificate[] = []
-  for (let next = certificate.issuerCertificate; next !== undefined; next = next.issuerCertificate) sent.push(next)
-  return sent
-}
-
-/**
  * The SPIFFE verdict on a verified certificate, `null` when it stands. Certificates that name no `spiffe:` URI are
  * not SVIDs and pass untouched. One that does must be an X509-SVID leaf (§5.2: one URI SAN, a valid SPIFFE ID with
  * a path, not a CA, a key usage with digitalSignature and without keyCertSign or cRLSign) and must have a valid
@@ -110,7 +100,7 @@ export function spiffeVerdict (
   if (usage === null || (usage & DIGITAL_SIGNATURE) === 0 || (usage & (KEY_CERT_SIGN | CRL_SIGN)) !== 0) return 'SVID_KEY_USAGE'
   const anchors = bundles.get(id.trustDomain)
   if (anchors === undefined) return 'SPIFFE_TRUST_DOMAIN_UNKNOWN'
-  const error = verifyChain(certificate, chain ?? sentWith(certificate), anchors, now)
+  const error = verifyChain(certificate, chain ?? linkedIssuers(certificate), anchors, now)
   if (error === null) return null
   return NO_PATH.has(error) ? 'SPIFFE_TRUST_DOMAIN_MISMATCH' : error
 }

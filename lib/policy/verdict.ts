@@ -1,6 +1,6 @@
 // Stage 2, the decision: verdict (verified or why not), app-side chain check, allow rules, and the user cache.
 import type { X509Certificate } from 'node:crypto'
-import { verifyChain } from './chain.js'
+import { linkedIssuers, verifyChain } from './chain.js'
 import type { RevocationCheck, RevocationList } from '../revocation/crl.js'
 import { spiffeVerdict, type SpiffeBundles } from './spiffe-bundles.js'
 import type { CertificateFields } from '../identity.js'
@@ -82,16 +82,6 @@ function revocation (
   const end = path.findIndex((certificate) => anchors.some((anchor) => anchor.fingerprint256 === certificate.fingerprint256))
   if (end === -1) return UNABLE
   return crl.checkPath(path.slice(0, end + 1), now)
-}
-
-/**
- * The certificates a TLS client sent after its own, as Node links them (`issuerCertificate`, in the order
- * sent, sometimes completed from the server's store): candidates for the path, nothing more.
- */
-function linkedIssuers (certificate: X509Certificate): X509Certificate[] {
-  const linked: X509Certificate[] = []
-  for (let next = certificate.issuerCertificate; next !== undefined; next = next.issuerCertificate) linked.push(next)
-  return linked
 }
 
 /**
