@@ -4,27 +4,18 @@
 //   TLS_KEY, TLS_CERT, CLIENT_CA  paths to the server's key and certificate and to the client CA bundle;
 //                                 when unset, throwaway development certificates are made (see ../dev-certs.js)
 //   HOST, PORT                    default 127.0.0.1 and 8443
-import { readFileSync, rmSync } from 'node:fs'
-import { makeDevCertificates } from '../dev-certs.js'
+import { rmSync } from 'node:fs'
+import { curlWith, httpsFromEnv } from '../dev-certs.js'
 import { build } from './app.js'
 
 const env = process.env
-let https
-let dev = null
-if (env.TLS_KEY !== undefined) {
-  https = { key: readFileSync(env.TLS_KEY, 'utf8'), cert: readFileSync(env.TLS_CERT, 'utf8'), ca: readFileSync(env.CLIENT_CA, 'utf8') }
-} else {
-  dev = makeDevCertificates('demo-user')
-  https = { key: dev.server.key, cert: dev.server.cert, ca: dev.ca }
-}
+const { https, dev } = httpsFromEnv(env)
 
 const app = build({ https, logger: { level: 'info' } })
 await app.listen({ host: env.HOST ?? '127.0.0.1', port: Number(env.PORT ?? 8443) })
 const { port } = app.server.address()
 
-const curl = dev === null
-  ? 'curl --cacert CLIENT_CA --cert CLIENT_CERT --key CLIENT_KEY'
-  : `curl --cacert ${dev.caPath} --cert ${dev.clientCertPath} --key ${dev.clientKeyPath}`
+const curl = curlWith(dev)
 console.log(`
 Make a few requests, with and without the certificate, then read the metrics:
   ${curl} https://localhost:${port}/

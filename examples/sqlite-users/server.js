@@ -7,19 +7,12 @@
 //   ENROLLMENT_CODE               a one-time code for the first user (with development certificates: a random one)
 //   HOST, PORT                    default 127.0.0.1 and 8443
 import { randomBytes } from 'node:crypto'
-import { readFileSync, rmSync } from 'node:fs'
-import { makeDevCertificates } from '../dev-certs.js'
+import { rmSync } from 'node:fs'
+import { curlWith, httpsFromEnv } from '../dev-certs.js'
 import { build } from './app.js'
 
 const env = process.env
-let https
-let dev = null
-if (env.TLS_KEY !== undefined) {
-  https = { key: readFileSync(env.TLS_KEY, 'utf8'), cert: readFileSync(env.TLS_CERT, 'utf8'), ca: readFileSync(env.CLIENT_CA, 'utf8') }
-} else {
-  dev = makeDevCertificates('demo-user')
-  https = { key: dev.server.key, cert: dev.server.cert, ca: dev.ca }
-}
+const { https, dev } = httpsFromEnv(env)
 const code = env.ENROLLMENT_CODE ?? (dev === null ? null : randomBytes(12).toString('base64url'))
 
 const app = build({
@@ -31,9 +24,7 @@ const app = build({
 await app.listen({ host: env.HOST ?? '127.0.0.1', port: Number(env.PORT ?? 8443) })
 const { port } = app.server.address()
 
-const curl = dev === null
-  ? 'curl --cacert CLIENT_CA --cert CLIENT_CERT --key CLIENT_KEY'
-  : `curl --cacert ${dev.caPath} --cert ${dev.clientCertPath} --key ${dev.clientKeyPath}`
+const curl = curlWith(dev)
 console.log(`
 Enroll a client certificate with a one-time code, then call /me with it:
   ${curl} -H 'content-type: application/json' -d '{"code":"${code ?? 'CODE'}"}' https://localhost:${port}/enroll
