@@ -8,7 +8,7 @@ import { fastifyClientCert } from '../../lib/index.js'
 import { getCorpus, type LeafName } from '../helpers/certs.js'
 import { clientAgent } from '../helpers/server.js'
 
-// The README's key: a verified certificate's fingerprint, else the address. An unverified certificate (anyone
+// The key docs/ecosystem.md shows: a verified certificate's fingerprint, else the address. An unverified certificate (anyone
 // can mint thousands) must not buy a budget of its own.
 function byCertificate (request: FastifyRequest): string {
   const cert = request.clientCert

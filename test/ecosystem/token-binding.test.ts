@@ -37,7 +37,7 @@ function sign (app: FastifyInstance, leaf: LeafName | null, claims: Record<strin
 
 type Style = 'trusted' | 'jwtVerify step' | '@fastify/auth'
 
-/** The three ways the README offers, each on /bound (certificate required) and /bound-optional. */
+/** The three ways docs/ecosystem.md offers, each on /bound (certificate required) and /bound-optional. */
 function boundRoutes (app: FastifyInstance, style: Style): void {
   const handler = async (request: FastifyRequest): Promise<unknown> => ({ thumbprint: certificateThumbprint(request.clientCert!) })
   const onRequest = style === '@fastify/auth'

@@ -142,7 +142,7 @@ t.test('direct TLS: an admitted WebSocket outlives a reload that revokes its cer
   t.same(await next(alice.socket), { message: 'alice: still here?' }, 'the decision is made at the upgrade: the open socket keeps working')
   t.match(await connect(wss + '/ws', await credentials('alice')), { opened: false, status: 401, body: { code: 'FST_CLIENT_CERT_INVALID' } }, 'a new upgrade with the revoked certificate is refused')
 
-  // What the README shows: re-check each open socket's upgrade request after a reload, close the refused ones.
+  // What docs/ecosystem.md shows: re-check each open socket's upgrade request after a reload, close the refused ones.
   const verify = app.clientCert.verify()
   for (const { socket, request } of handled) {
     await verify(request).catch(() => socket.close(1008, 'client certificate no longer accepted'))
