@@ -17,7 +17,9 @@ import { connectionOf, peerFields, peerIssuer, readPeer, samePeer, unreadIdentit
 import type { UserCache } from './policy/user-cache.js'
 import { judge } from './policy/verdict.js'
 import type { SpiffeBundles } from './policy/spiffe-bundles.js'
+import { REVOCATION_PENDING, type DistributionPoints } from './revocation/distribution-points.js'
 import { publishDecision } from './observability.js'
+import { chainsTo } from './rotation.js'
 
 // The request-time path: a request's certificate is read from its source (TLS socket or trusted proxy
 // headers), judged, and the route's policy decides; plugin.ts registers it.
@@ -50,6 +52,13 @@ export interface State {
   proxyCa: X509Certificate[] | null
   /** `spiffe.bundles`; judge() reads it as one of the trust lists. */
   spiffe: SpiffeBundles | null
+  /**
+   * Direct TLS: the client CAs in force once the plugin has replaced the server's (`watch.https.ca`,
+   * `reload({ https: { ca } })`); a connection verified under a retired CA is no longer verified.
+   */
+  tlsCa?: readonly X509Certificate[] | null
+  /** `revocation.distributionPoints`; judge() reads it as one of the trust lists. */
+  distributionPoints: DistributionPoints | null
   proxy: ProxySource | null
   users: UserCache
   tokens: Map<string, ClientCertIdentity | null> | null
@@ -77,7 +86,10 @@ function tlsIdentity (state: State, raw: unknown, now: number, required: boolean
       unread = true
     } else {
       const fields = peerFields(peer)
-      const verdict = judge(state, fields, peer.authorized, peer.authorizationError, peer.authorized ? peerIssuer(peer) : null, null, now)
+      // OpenSSL's word for a certificate whose issuer the (new) trust store lacks.
+      const retired = peer.authorized && state.tlsCa != null && !chainsTo(peer.certificate, state.tlsCa)
+      const authorized = peer.authorized && !retired
+      const verdict = judge(state, fields, authorized, retired ? 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' : peer.authorizationError, authorized ? peerIssuer(peer) : null, null, now)
       recheckAt = verdict.recheckAt
       identity = composeIdentity(fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
     }
@@ -251,27 +263,44 @@ async function runHooks (state: State, identity: ClientCertIdentity, request: Fa
   return null
 }
 
+/** A verdict that waits for a first CRL download: the download is awaited (bounded by its timeout), then judged again. */
+export function revocationPending (state: State, identity: ClientCertIdentity | null): Promise<void> | null {
+  return identity !== null && identity.verifyError === REVOCATION_PENDING && state.distributionPoints !== null
+    ? state.distributionPoints.settled()
+    : null
+}
+
 export function onRequestHook (state: State, policy: RoutePolicy) {
   return function clientCertOnRequest (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    let identity: ClientCertIdentity | null
-    try {
-      identity = identify(state, request, policy.required)
-    } catch (error) {
-      const refused = refusal(request, error)
-      publishDecision(request, null, refused)
-      done(refused)
-      return
-    }
-    request.clientCert = identity
-    const outcome = decide(state, policy, identity, request)
-    if (outcome === null || outcome instanceof Error) {
-      publishDecision(request, identity, outcome)
-      outcome === null ? done() : done(outcome)
-    } else {
-      outcome.then((error) => {
-        publishDecision(request, identity, error)
-        error === null ? done() : done(error)
-      }, done)
-    }
+    authenticateRequest(state, policy, request, done, true)
+  }
+}
+
+function authenticateRequest (state: State, policy: RoutePolicy, request: FastifyRequest, done: HookHandlerDoneFunction, mayWait: boolean): void {
+  let identity: ClientCertIdentity | null
+  try {
+    identity = identify(state, request, policy.required)
+  } catch (error) {
+    const refused = refusal(request, error)
+    publishDecision(request, null, refused)
+    done(refused)
+    return
+  }
+  const waiting = mayWait ? revocationPending(state, identity) : null
+  if (waiting !== null) {
+    // A first CRL download this certificate needs is under way: wait for it (bounded by its timeout), judge again.
+    waiting.then(() => authenticateRequest(state, policy, request, done, false), done)
+    return
+  }
+  request.clientCert = identity
+  const outcome = decide(state, policy, identity, request)
+  if (outcome === null || outcome instanceof Error) {
+    publishDecision(request, identity, outcome)
+    outcome === null ? done() : done(outcome)
+  } else {
+    outcome.then((error) => {
+      publishDecision(request, identity, error)
+      error === null ? done() : done(error)
+    }, done)
   }
 }

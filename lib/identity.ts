@@ -3,7 +3,7 @@ import { formatDN, type RDN } from './codecs/dn.js'
 import { CertificateParseError } from './codecs/parse-error.js'
 import { parseNodeSAN, type SubjectAltNames } from './codecs/san.js'
 import { spiffeIdFromUris } from './codecs/spiffe.js'
-import { fingerprint256Of, readCertificate, x509Of } from './codecs/x509.js'
+import { fingerprint256Of, freezeRDNs, readCertificate, x509Of } from './codecs/x509.js'
 
 /** Where the certificate reached the app from. */
 export type IdentitySource = 'tls' | 'proxy'
@@ -129,14 +129,6 @@ function commonNameOf (rdns: readonly RDN[]): string | null {
   return null
 }
 
-function freezeRDNs (rdns: RDN[]): RDN[] {
-  for (const rdn of rdns) {
-    for (const attribute of rdn) Object.freeze(attribute)
-    Object.freeze(rdn)
-  }
-  return Object.freeze(rdns) as RDN[]
-}
-
 function freezeSan (san: SubjectAltNames): SubjectAltNames {
   Object.freeze(san.dns)
   Object.freeze(san.email)
@@ -145,8 +137,7 @@ function freezeSan (san: SubjectAltNames): SubjectAltNames {
   return Object.freeze(san)
 }
 
-function toCertificate (input: string | Buffer | X509Certificate): X509Certificate {
-  if (input instanceof X509Certificate) return input
+function toCertificate (input: string | Buffer): X509Certificate {
   if (typeof input !== 'string' && !Buffer.isBuffer(input)) {
     throw new CertificateParseError('a certificate must be a PEM string, a DER or PEM Buffer, or an X509Certificate')
   }
@@ -169,24 +160,60 @@ export function certificateFields (input: string | Buffer | X509Certificate): Ce
   return fieldsFromDer(certificate.raw, certificate)
 }
 
+const kCertificate = Symbol('fastify-client-cert.certificate')
+
+/**
+ * Where `certificate` comes from, shared by a certificate's fields and every identity composed from them, so that
+ * Node's object is built once, by whichever reads it first. `undefined`: not built yet (then `der` is there).
+ */
+interface CertificateSlot {
+  certificate: X509Certificate | null | undefined
+  readonly der: Buffer | null
+}
+
+interface Slotted {
+  readonly [kCertificate]: CertificateSlot
+}
+
+// One getter function for every object: V8 then gives them all one hidden class (a getter closure per object gives
+// each its own, in dictionary mode, at a microsecond apiece and a heavy toll on the garbage collector).
+function certificateGetter (this: Slotted): X509Certificate | null {
+  return certificateOf(this[kCertificate])
+}
+
+function certificateOf (slot: CertificateSlot): X509Certificate | null {
+  if (slot.certificate === undefined) slot.certificate = x509Of(slot.der!)
+  return slot.certificate
+}
+
+const withoutCertificate: CertificateSlot = Object.freeze({ certificate: null, der: null })
+
+/**
+ * Freezes `target` with `certificate` as an enumerable getter on it: `Object.isFrozen` holds, JSON, spread and
+ * `structuredClone` read it (building it then) as they read a plain property, and `util.inspect` shows `[Getter]`.
+ * `slot` `null`: there is no certificate (a proxy forwarded names only).
+ */
+export function withCertificate<T extends object> (target: T, slot: CertificateSlot | null): T & { readonly certificate: X509Certificate | null } {
+  Object.defineProperty(target, 'certificate', { enumerable: true, get: certificateGetter })
+  Object.defineProperty(target, kCertificate, { value: slot ?? withoutCertificate })
+  return Object.freeze(target) as T & { readonly certificate: X509Certificate | null }
+}
+
 /**
  * The fields of a DER certificate, read by the strict DER reader (lib/codecs/x509.ts) without OpenSSL: Node's
- * `X509Certificate` (`certificate`, given or not) is built only when something reads it. `certificate` is an
- * enumerable getter of the frozen object: `Object.isFrozen` holds, JSON, spread and `structuredClone` read it
- * (building it then) as they read a plain property, and `util.inspect` shows `[Getter]`.
+ * `X509Certificate` (`built`, given or not) is built only when something reads `certificate`.
  * Throws CertificateParseError for anything the reader refuses, which covers all OpenSSL refuses.
  */
 export function fieldsFromDer (der: Buffer, built?: X509Certificate): CertificateFields {
   const parsed = readCertificate(der)
-  let certificate = built
-  const whole = (): X509Certificate => (certificate ??= x509Of(parsed))
+  const slot: CertificateSlot = { certificate: built, der }
   const subjectRDNs = freezeRDNs(parsed.subject)
-  const issuerRDNs = freezeRDNs(parsed.issuer)
+  const issuerRDNs = parsed.issuer
   // A kind of SAN the identity drops, or a value Node prints escaped: Node's text, exactly as before.
-  const san = freezeSan(parsed.san ?? nodeSan(whole()))
-  return Object.freeze({
-    subject: formatDN(subjectRDNs),
-    issuer: formatDN(issuerRDNs),
+  const san = freezeSan(parsed.san ?? nodeSan(certificateOf(slot) as X509Certificate))
+  return withCertificate({
+    subject: flat(formatDN(subjectRDNs)),
+    issuer: issuerText(issuerRDNs),
     subjectRDNs,
     issuerRDNs,
     commonName: commonNameOf(subjectRDNs),
@@ -195,9 +222,25 @@ export function fieldsFromDer (der: Buffer, built?: X509Certificate): Certificat
     serialNumber: parsed.serialNumber,
     fingerprint256: fingerprint256Of(der),
     notBefore: new Date(parsed.notBefore),
-    notAfter: new Date(parsed.notAfter),
-    get certificate (): X509Certificate { return whole() }
-  })
+    notAfter: new Date(parsed.notAfter)
+  }, slot)
+}
+
+/**
+ * The same text in one piece. formatDN joins a name piece by piece, and V8 keeps such a string as a tree of its
+ * pieces (about 650 bytes for a short subject, in every cached identity) until something reads a character of it.
+ */
+function flat (text: string): string {
+  text.charCodeAt(0)
+  return text
+}
+
+// The reader hands out one frozen issuer name for a run of certificates from one issuer: its text is kept beside it.
+let lastIssuer: { rdns: readonly RDN[], text: string } | null = null
+
+function issuerText (rdns: readonly RDN[]): string {
+  if (lastIssuer?.rdns !== rdns) lastIssuer = { rdns, text: flat(formatDN(rdns)) }
+  return lastIssuer.text
 }
 
 function nodeSan (certificate: X509Certificate): SubjectAltNames {
@@ -207,11 +250,15 @@ function nodeSan (certificate: X509Certificate): SubjectAltNames {
   return parseNodeSAN(text)
 }
 
-/** Combines certificate fields with how they were obtained into a frozen identity. */
+/**
+ * Combines certificate fields with how they were obtained into a frozen identity. `certificate` is never read
+ * here: the identity's getter shares the fields' slot, so Node's object is built on first need (by the verdict
+ * for `proxy.ca`, `crl` or `spiffe.bundles`, or by a route) and once for the fields and all their identities.
+ */
 export function composeIdentity (fields: CertificateFields, how: Required<IdentityOptions>): ClientCertIdentity {
   // The union's promises hold by construction: a TLS source always has its certificate, and fields built from a
   // certificate (certificateFields) have every name read.
-  return Object.freeze({
+  return withCertificate({
     source: how.source,
     proxy: how.proxy,
     verified: how.verified,
@@ -226,9 +273,16 @@ export function composeIdentity (fields: CertificateFields, how: Required<Identi
     serialNumber: fields.serialNumber,
     fingerprint256: fields.fingerprint256,
     notBefore: fields.notBefore,
-    notAfter: fields.notAfter,
-    certificate: fields.certificate
-  }) as ClientCertIdentity
+    notAfter: fields.notAfter
+  }, slotOf(fields)) as ClientCertIdentity
+}
+
+/** The slot of fields made here; fields made elsewhere (a plain object) lend their certificate as it is. */
+function slotOf (fields: CertificateFields): CertificateSlot | null {
+  const slot = (fields as Partial<Slotted>)[kCertificate]
+  if (slot !== undefined) return slot
+  const certificate = fields.certificate
+  return certificate === null ? null : { certificate, der: null }
 }
 
 /**

@@ -1,16 +1,19 @@
 import proxyAddr from '@fastify/proxy-addr'
 import { createHash, X509Certificate } from 'node:crypto'
+import { resolve } from 'node:path'
 import { compileAllow, type AllowPredicate, type AllowRules } from './policy/allow.js'
 import { ClientCertInvalidOptionError } from './errors.js'
 import { isTrustDomain } from './codecs/spiffe.js'
 import { isJwkSetInput, jwkSetCertificates, type SpiffeBundles, type SpiffeJwkSet } from './policy/spiffe-bundles.js'
 import type { ClientCertIdentity } from './identity.js'
+import { normalizeRevocation, type DistributionPointSettings, type RevocationOptions } from './revocation/distribution-points.js'
 import { createCustomPreset } from './sources/presets/custom.js'
 import { createEnvoyPreset, type NormalizedXfcc } from './sources/presets/envoy.js'
 import { getPreset, presetNames } from './sources/presets/index.js'
 import type { CustomHeaderMapping, Preset, XfccOptions } from './sources/presets/types.js'
 import type { FastifyRequest } from 'fastify'
 import type { ClientCertUser, ClientCertUserProperty } from './plugin.js'
+import type { WatchSettings } from './rotation.js'
 
 export type ClientCertMode = 'tls' | 'proxy' | 'auto'
 
@@ -55,6 +58,29 @@ export interface SpiffeOptions {
    * bundle of the ID's own trust domain, and certificates that carry one must follow the X509-SVID rules.
    */
   bundles: Readonly<Record<string, SpiffeBundleInput>>
+}
+
+/** One file path, or several whose contents are used together (a CA bundle split over files). */
+export type WatchedPaths = string | readonly string[]
+
+/**
+ * Files the plugin keeps current while another process rewrites them (cert-manager, SPIRE's agent, Vault agent,
+ * a Kubernetes secret volume): the registration options' shape, with file paths in place of contents.
+ */
+export interface WatchOptions {
+  /**
+   * The server's own key and certificate (given together), and the CA bundle that verifies clients
+   * (`https.ca`): swapped into the TLS server for new handshakes (direct TLS: mode `'tls'` or `'auto'`).
+   */
+  https?: { key?: string, cert?: string, ca?: WatchedPaths }
+  /** Replaces `proxy.ca` (not both). */
+  proxy?: { ca: WatchedPaths }
+  /** Replaces `crl` (not both). PEM or DER files. */
+  crl?: WatchedPaths
+  /** Replaces `spiffe` (not both): trust domain → its bundle file(s), PEM or the SPIFFE bundle format (JSON). */
+  spiffe?: { bundles: Readonly<Record<string, WatchedPaths>> }
+  /** Milliseconds between two reads of every watched file, besides file system events. Default 1000. */
+  interval?: number
 }
 
 export interface CacheBounds {
@@ -108,8 +134,12 @@ export interface FastifyClientCertOptions extends UserPropertyOption {
   proxy?: ProxyOptions
   /** PEM or DER CRL(s): revoked certificates are refused in both modes. */
   crl?: PemOrDerInput
+  /** Online revocation: `{ distributionPoints }` downloads the CRLs verified certificates point at. */
+  revocation?: RevocationOptions
   /** SPIFFE trust domains bound to their bundles (federation): see "Workload identity (SPIFFE)". */
   spiffe?: SpiffeOptions
+  /** Files to keep current without a restart: see "Rotating certificates". */
+  watch?: WatchOptions
   /** Authorization rules every route uses unless it sets its own. */
   allow?: AllowRules
   /** Runs after `allow` for verified certificates; only a returned `true` admits. */
@@ -150,8 +180,12 @@ export interface Settings {
   proxy: NormalizedProxy | null
   proxyCa: X509Certificate[] | null
   spiffe: SpiffeBundles | null
+  /** `watch`: files read in the plugin's register, then kept current. */
+  watch: WatchSettings | null
   /** The `crl` input, its type checked; read in the plugin's register, in slices when large. */
   crl: ReadonlyArray<string | Buffer> | null
+  /** `revocation.distributionPoints`, checked; `null` when off. */
+  distributionPoints: DistributionPointSettings | null
   allow: AllowPredicate | null
   authorize: AuthorizeHook | null
   resolveUser: ResolveUserHook | null
@@ -171,7 +205,7 @@ export interface RoutePolicy {
   allow: AllowPredicate | null
 }
 
-const topLevelKeys = new Set(['mode', 'required', 'proxy', 'crl', 'spiffe', 'allow', 'authorize', 'resolveUser', 'userProperty', 'cache', 'testing'])
+const topLevelKeys = new Set(['mode', 'required', 'proxy', 'crl', 'revocation', 'spiffe', 'watch', 'allow', 'authorize', 'resolveUser', 'userProperty', 'cache', 'testing'])
 const proxyKeys = new Set(['preset', 'headers', 'trust', 'secret', 'ca', 'maxHeaderBytes', 'xfcc'])
 const xfccKeys = new Set(['hops', 'cert'])
 const cacheKeys = new Set(['max', 'ttl', 'users', 'certificates'])
@@ -292,11 +326,77 @@ export function loadSpiffeBundles (value: unknown, option: string): SpiffeBundle
   return bundles
 }
 
+/** Loads `spiffe` (or a value of the same shape under another `option` name, `reload.spiffe`): `{ bundles }`. */
+export function loadSpiffeOption (value: unknown, option: string): SpiffeBundles {
+  if (!isPlainObject(value)) fail(option, 'must be { bundles }')
+  checkKeys(value, new Set(['bundles']), option + '.')
+  return loadSpiffeBundles(value.bundles, option + '.bundles')
+}
+
 function normalizeSpiffe (value: unknown): SpiffeBundles | null {
+  return value === undefined ? null : loadSpiffeOption(value, 'spiffe')
+}
+
+function watchedPaths (value: unknown, option: string): string[] {
+  const list: unknown[] = Array.isArray(value) ? value : [value]
+  if (list.length === 0) fail(option, 'must not be empty')
+  return list.map((path, index) => {
+    if (typeof path !== 'string' || path === '') fail(Array.isArray(value) ? `${option}[${index}]` : option, 'must be a file path')
+    // Resolved once: a later process.chdir() must not change which file is watched.
+    return resolve(path)
+  })
+}
+
+function normalizeWatch (value: unknown, options: Record<string, unknown>, mode: ClientCertMode): WatchSettings | null {
   if (value === undefined) return null
-  if (!isPlainObject(value)) fail('spiffe', 'must be { bundles }')
-  checkKeys(value, new Set(['bundles']), 'spiffe.')
-  return loadSpiffeBundles(value.bundles, 'spiffe.bundles')
+  if (!isPlainObject(value)) fail('watch', 'must be { https, proxy, crl, spiffe, interval }')
+  checkKeys(value, new Set(['https', 'proxy', 'crl', 'spiffe', 'interval']), 'watch.')
+  const { https, proxy, crl, spiffe } = value
+  if (Object.keys(value).every((key) => key === 'interval')) fail('watch', 'names no file to watch')
+  let tls: WatchSettings['https'] = null
+  if (https !== undefined) {
+    if (mode === 'proxy') fail('watch.https', "is the TLS server's material: mode 'proxy' does not terminate TLS")
+    if (!isPlainObject(https)) fail('watch.https', 'must be { key, cert, ca }')
+    checkKeys(https, new Set(['key', 'cert', 'ca']), 'watch.https.')
+    if ((https.key === undefined) !== (https.cert === undefined)) fail('watch.https', 'takes key and cert together')
+    if (https.key === undefined && https.ca === undefined) fail('watch.https', 'must name key and cert, or ca, or all three')
+    tls = {
+      key: https.key === undefined ? null : watchedPaths(https.key, 'watch.https.key')[0],
+      cert: https.cert === undefined ? null : watchedPaths(https.cert, 'watch.https.cert')[0],
+      ca: https.ca === undefined ? null : watchedPaths(https.ca, 'watch.https.ca')
+    }
+    if (Array.isArray(https.key) || Array.isArray(https.cert)) fail('watch.https', 'takes one key file and one certificate file')
+  }
+  let proxyCa: string[] | null = null
+  if (proxy !== undefined) {
+    if (mode === 'tls') fail('watch.proxy', "is only used in mode 'proxy' or 'auto'")
+    if (!isPlainObject(proxy)) fail('watch.proxy', 'must be { ca }')
+    checkKeys(proxy, new Set(['ca']), 'watch.proxy.')
+    if ((options.proxy as ProxyOptions | undefined)?.ca !== undefined) fail('watch.proxy.ca', 'replaces proxy.ca: give one of them')
+    proxyCa = watchedPaths(proxy.ca, 'watch.proxy.ca')
+  }
+  if (crl !== undefined && options.crl !== undefined) fail('watch.crl', 'replaces crl: give one of them')
+  let bundles: Map<string, string[]> | null = null
+  if (spiffe !== undefined) {
+    if (options.spiffe !== undefined) fail('watch.spiffe', 'replaces spiffe: give one of them')
+    if (!isPlainObject(spiffe)) fail('watch.spiffe', 'must be { bundles }')
+    checkKeys(spiffe, new Set(['bundles']), 'watch.spiffe.')
+    if (!isPlainObject(spiffe.bundles) || Object.keys(spiffe.bundles).length === 0) fail('watch.spiffe.bundles', 'must map at least one trust domain to its bundle file')
+    bundles = new Map(Object.entries(spiffe.bundles).map(([domain, paths]) => {
+      const option = `watch.spiffe.bundles[${JSON.stringify(domain)}]`
+      if (!isTrustDomain(domain)) fail(option, 'is not a trust domain name (lower-case letters, digits, ".", "-" and "_", as in spiffe://example.org)')
+      return [domain, watchedPaths(paths, option)]
+    }))
+  }
+  const interval = nonNegativeInteger(value.interval, 'watch.interval', 1000)
+  if (interval < 100) fail('watch.interval', 'must be at least 100 (milliseconds)')
+  return {
+    https: tls,
+    crl: crl === undefined ? null : watchedPaths(crl, 'watch.crl'),
+    proxyCa,
+    spiffe: bundles,
+    interval
+  }
 }
 
 function normalizeTrust (value: unknown): (address: string) => boolean {
@@ -393,10 +493,11 @@ export function normalizeOptions (options: unknown): Settings {
   const proxyCa = proxy !== null && options.proxy !== undefined && (options.proxy as ProxyOptions).ca !== undefined
     ? loadCertificates((options.proxy as ProxyOptions).ca, 'proxy.ca')
     : null
-  if (proxyCa !== null && (options.proxy as ProxyOptions).headers !== undefined && (options.proxy as ProxyOptions).headers!.cert === undefined) {
-    fail('proxy.ca', 'needs a mapping that forwards the whole certificate (proxy.headers.cert): a name alone cannot be verified')
+  const watch = normalizeWatch(options.watch, options, mode as ClientCertMode)
+  if ((proxyCa !== null || watch?.proxyCa != null) && (options.proxy as ProxyOptions).headers !== undefined && (options.proxy as ProxyOptions).headers!.cert === undefined) {
+    fail(proxyCa === null ? 'watch.proxy.ca' : 'proxy.ca', 'needs a mapping that forwards the whole certificate (proxy.headers.cert): a name alone cannot be verified')
   }
-  if (proxy !== null && !proxy.preset.proxyVerifies && proxyCa === null) {
+  if (proxy !== null && !proxy.preset.proxyVerifies && proxyCa === null && watch?.proxyCa == null) {
     fail('proxy.ca', `is required with preset '${proxy.preset.name}': that proxy forwards certificates it has not verified`)
   }
   const testing = optionalBoolean(options.testing, 'testing', false)
@@ -409,7 +510,9 @@ export function normalizeOptions (options: unknown): Settings {
     proxy,
     proxyCa,
     spiffe: normalizeSpiffe(options.spiffe),
+    watch,
     crl: options.crl === undefined ? null : pemOrDerList(options.crl, 'crl'),
+    distributionPoints: normalizeRevocation(options.revocation),
     allow: options.allow === undefined ? null : compileAllow(options.allow as AllowRules, 'allow'),
     authorize: optionalFunction<AuthorizeHook>(options.authorize, 'authorize'),
     resolveUser: optionalFunction<ResolveUserHook>(options.resolveUser, 'resolveUser'),

@@ -8,9 +8,10 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomBytes, type X509Certificate } from 'node:crypto'
-import { Server as TlsServer } from 'node:tls'
-import { decide, identify, onRequestHook, refusal, testHeader, type State } from './authenticate.js'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
+import { decide, identify, onRequestHook, refusal, revocationPending, testHeader, type State } from './authenticate.js'
 import { certificatesOf, RevocationList, SYNC_LOAD_BYTES } from './revocation/crl.js'
+import { DistributionPoints } from './revocation/distribution-points.js'
 import { ClientCertInvalidError, ClientCertInvalidOptionError, ClientCertMissingError } from './errors.js'
 import {
   certificateFields,
@@ -22,12 +23,16 @@ import {
 import {
   compileRoutePolicy,
   loadCertificates,
+  loadSpiffeOption,
   normalizeOptions,
   type ClientCertRouteOptions,
   type FastifyClientCertOptions,
   type PemOrDerInput,
-  type Settings
+  type Settings,
+  type SpiffeOptions
 } from './options.js'
+import { FileWatcher, prepareSecureContext, swapSecureContext, type HttpsMaterial, type PreparedContext } from './rotation.js'
+import type { SpiffeBundles } from './policy/spiffe-bundles.js'
 import { ProxySource } from './sources/proxy.js'
 import { guardHandshakes } from './sources/tls.js'
 import { publishDecision } from './observability.js'
@@ -60,17 +65,32 @@ export interface InjectIdentity extends IdentityOptions {
   certificate: string | Buffer | X509Certificate | null
 }
 
+/** What `reload()` replaces; an omitted key keeps what is in force. */
+export interface ClientCertReload {
+  /** The CRLs; `null` removes them. */
+  crl?: PemOrDerInput | null
+  /** The proxy CAs (`proxy.ca`); `null` removes them where the preset allows. */
+  ca?: PemOrDerInput | null
+  /**
+   * Direct TLS: the server's own key and certificate (together) and/or the CA bundle that verifies clients,
+   * swapped in for new handshakes; open connections verified under a CA no longer listed are no longer verified.
+   */
+  https?: HttpsMaterial
+  /** The SPIFFE bundles (`spiffe`); `null` removes the binding. */
+  spiffe?: SpiffeOptions | null
+}
+
 /** `fastify.clientCert`. */
 export interface ClientCertDecorator {
   /**
-   * Replaces the CRLs and/or the proxy CAs, for the next request, on open connections too. `null` removes
-   * them; an omitted key keeps what is loaded. Lists up to 512 KiB are in force when it returns; a larger
+   * Replaces the CRLs, the proxy CAs, the server's TLS material and/or the SPIFFE bundles, all or nothing, for
+   * the next request, on open connections too. Lists up to 512 KiB are in force when it returns; a larger
    * CRL is parsed in slices that never stall the event loop, and the returned promise resolves once the new
-   * lists are in force (the old ones stay until then; reloads take effect in call order). Input of the wrong
+   * material is in force (the old stays until then; reloads take effect in call order). Input of the wrong
    * type, or any bad input of a small reload, throws at once; a large CRL that does not parse rejects. Either
-   * way the old lists stay.
+   * way nothing is replaced.
    */
-  reload: (lists: { crl?: PemOrDerInput | null, ca?: PemOrDerInput | null }) => Promise<void>
+  reload: (material: ClientCertReload) => Promise<void>
   /**
    * A hook that authenticates like a `required: true` route (with `allow` when given), for `preHandler`
    * or `@fastify/auth`. It rejects with the same errors the route policy sends. It needs no reply, so it also
@@ -127,6 +147,38 @@ function checkServer (fastify: FastifyInstance, settings: Settings): void {
   }
 }
 
+/**
+ * CRLs from distribution points: a new CRL bumps the generation as `reload()` does, downloads start when a TLS
+ * handshake with a certificate TLS authorized completes, and stop when the server closes. The anchors direct TLS
+ * paths are rebuilt up to are the server's `ca`, read again when `setSecureContext()` replaced it.
+ */
+function startDistributionPoints (fastify: FastifyInstance, state: State, serverTrust: () => X509Certificate[]): DistributionPoints {
+  const server = fastify.server as unknown as { ca?: unknown }
+  let seen: unknown
+  let anchors: X509Certificate[] = []
+  const points = new DistributionPoints(state.settings.distributionPoints!, fastify.log, function clientCertCrlChanged () {
+    state.generation++
+  }, function serverAnchors () {
+    if (server.ca !== seen) {
+      seen = server.ca
+      anchors = serverTrust()
+    }
+    return anchors
+  })
+  if (state.settings.mode !== 'proxy' && fastify.server instanceof TlsServer) {
+    fastify.server.on('secureConnection', function clientCertPrefetchCrl (socket: TLSSocket) {
+      const certificate = socket.authorized ? socket.getPeerX509Certificate() : undefined
+      if (certificate !== undefined) points.prefetch(certificate)
+    })
+  }
+  fastify.addHook('onClose', function clientCertStopCrlDownloads (_instance, done) {
+    points.close()
+    done()
+  })
+  points.start()
+  return points
+}
+
 async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptions): Promise<void> {
   const settings = normalizeOptions(options)
   checkServer(fastify, settings)
@@ -137,6 +189,7 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     crl: null,
     proxyCa: settings.proxyCa,
     spiffe: settings.spiffe,
+    distributionPoints: null,
     proxy: settings.proxy === null ? null : new ProxySource(settings.proxy, settings.cache.certificates, fastify.server),
     users: new UserCache(settings.cache.users.max, settings.cache.users.ttl),
     tokens: settings.testing ? new Map() : null
@@ -193,59 +246,94 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
 
   // The configured trust a CRL's signature is checked with: proxy.ca, and in direct mode the server's ca
   // (read again at each reload: setSecureContext() may have replaced it). Never what a client sent.
-  const trustOf = (anchors: readonly X509Certificate[] | null): X509Certificate[] => {
+  const trustOf = (anchors: readonly X509Certificate[] | null, tls: PreparedContext | null = null): X509Certificate[] => {
     const server = fastify.server as unknown as { ca?: unknown }
-    const serverCa = settings.mode !== 'proxy' && server instanceof TlsServer ? certificatesOf(server.ca) : []
+    const serverCa = settings.mode !== 'proxy' && server instanceof TlsServer ? tls?.anchors ?? certificatesOf(server.ca) : []
     return [...(anchors ?? []), ...serverCa]
   }
   if (settings.crl !== null) state.crl = await RevocationList.load(settings.crl, 'crl', trustOf(state.proxyCa))
+  if (settings.distributionPoints !== null) state.distributionPoints = startDistributionPoints(fastify, state, () => trustOf(null))
   // The tail of the reloads still in progress; null when the lists in force are the last ones asked for.
   let pendingReload: Promise<void> | null = null
 
+  // Everything is validated before anything is replaced, and replaced at once: a key with its certificate, a CA
+  // with the CRLs bound to it. `where` names the options in errors: 'reload', or 'watch' for watched files.
+  const replace = function replace (lists: ClientCertReload, where: string): Promise<void> {
+    if (lists === null || typeof lists !== 'object') throw new ClientCertInvalidOptionError(where, 'takes { crl, ca }, https, spiffe')
+    for (const key of Object.keys(lists)) {
+      if (key !== 'crl' && key !== 'ca' && key !== 'https' && key !== 'spiffe') throw new ClientCertInvalidOptionError(`${where}.${key}`, 'is not a reloadable list (crl, ca, https, spiffe)')
+    }
+    // Watched files are named as the watch option names them (watch.proxy.ca for the proxy CAs).
+    const name = (key: string): string => where === 'watch' && key === 'ca' ? 'watch.proxy.ca' : `${where}.${key}`
+    const small = pendingReload === null && (lists.crl === undefined
+      ? (state.crl?.bytes ?? 0) <= SYNC_LOAD_BYTES
+      : RevocationList.inputBytes(lists.crl) <= SYNC_LOAD_BYTES)
+    const smallCrl = lists.crl == null || !small ? null : RevocationList.from(lists.crl, name('crl'))
+    let proxyCa: X509Certificate[] | null | undefined
+    if (lists.ca !== undefined) {
+      if (state.proxy === null) throw new ClientCertInvalidOptionError(name('ca'), "is the proxy CA list: only used in mode 'proxy' or 'auto'")
+      if (lists.ca === null && !settings.proxy!.preset.proxyVerifies) {
+        throw new ClientCertInvalidOptionError(name('ca'), `cannot be removed: preset '${settings.proxy!.preset.name}' needs it`)
+      }
+      proxyCa = lists.ca === null ? null : loadCertificates(lists.ca, name('ca'))
+    }
+    let tls: PreparedContext | null = null
+    if (lists.https !== undefined) {
+      const server = fastify.server as unknown
+      if (settings.mode === 'proxy' || !(server instanceof TlsServer)) {
+        throw new ClientCertInvalidOptionError(name('https'), 'is the TLS server\'s material: this server does not terminate TLS')
+      }
+      tls = prepareSecureContext(server, lists.https, name('https'))
+    }
+    const spiffe: SpiffeBundles | null | undefined = lists.spiffe == null ? lists.spiffe : loadSpiffeOption(lists.spiffe, name('spiffe'))
+    // A large CRL is parsed in slices from now on, and takes effect after the reloads asked for before it.
+    const parsing = lists.crl == null || small ? null : RevocationList.load(lists.crl, name('crl'))
+    // Its failure is reported by the promise reload() returns, once the reloads before it are done.
+    parsing?.catch(() => {})
+    const apply = (crl: RevocationList | null, anchors: X509Certificate[] | null): void => {
+      if (tls !== null) {
+        swapSecureContext(fastify.server as unknown as TlsServer, tls)
+        if (tls.anchors !== null) state.tlsCa = tls.anchors
+      }
+      if (spiffe !== undefined) state.spiffe = spiffe
+      state.crl = crl
+      state.proxyCa = anchors
+      state.generation++
+      state.users.clear()
+    }
+    if (small) {
+      const anchors = proxyCa === undefined ? state.proxyCa : proxyCa
+      const list = lists.crl === undefined ? state.crl : smallCrl
+      apply(list === null ? null : list.bind(trustOf(anchors, tls)), anchors)
+      return Promise.resolve()
+    }
+    // Until this reload is done, the material in force stays in force; reloads take effect in call order.
+    const done = (pendingReload ?? Promise.resolve()).then(async function applyReload () {
+      const anchors = proxyCa === undefined ? state.proxyCa : proxyCa
+      const list = lists.crl === undefined ? state.crl : lists.crl === null ? null : await parsing!
+      apply(list === null ? null : await list.bindLater(trustOf(anchors, tls)), anchors)
+    })
+    const settled = done.then(() => {}, () => {})
+    pendingReload = settled
+    settled.then(() => { if (pendingReload === settled) pendingReload = null }, () => {})
+    return done
+  }
+
+  const watcher = settings.watch === null
+    ? null
+    : new FileWatcher(settings.watch, async function applyWatched (material) { await replace(material, 'watch') }, fastify.log)
+  if (watcher !== null) {
+    // The files are read now, and must hold good material: at registration there is nothing older to keep.
+    await watcher.start()
+    fastify.addHook('onClose', function clientCertStopWatching (_instance, done) {
+      watcher.close()
+      done()
+    })
+  }
+
   const decorator: ClientCertDecorator = {
     reload: function reload (lists) {
-      if (lists === null || typeof lists !== 'object') throw new ClientCertInvalidOptionError('reload', 'takes { crl, ca }')
-      for (const key of Object.keys(lists)) {
-        if (key !== 'crl' && key !== 'ca') throw new ClientCertInvalidOptionError('reload.' + key, 'is not a reloadable list (crl, ca)')
-      }
-      const small = pendingReload === null && (lists.crl === undefined
-        ? (state.crl?.bytes ?? 0) <= SYNC_LOAD_BYTES
-        : RevocationList.inputBytes(lists.crl) <= SYNC_LOAD_BYTES)
-      const smallCrl = lists.crl == null || !small ? null : RevocationList.from(lists.crl, 'reload.crl')
-      let proxyCa: X509Certificate[] | null | undefined
-      if (lists.ca !== undefined) {
-        if (state.proxy === null) throw new ClientCertInvalidOptionError('reload.ca', "is the proxy CA list: only used in mode 'proxy' or 'auto'")
-        if (lists.ca === null && !settings.proxy!.preset.proxyVerifies) {
-          throw new ClientCertInvalidOptionError('reload.ca', `cannot be removed: preset '${settings.proxy!.preset.name}' needs it`)
-        }
-        proxyCa = lists.ca === null ? null : loadCertificates(lists.ca, 'reload.ca')
-      }
-      // A large CRL is parsed in slices from now on, and takes effect after the reloads asked for before it.
-      const parsing = lists.crl == null || small ? null : RevocationList.load(lists.crl, 'reload.crl')
-      // Its failure is reported by the promise reload() returns, once the reloads before it are done.
-      parsing?.catch(() => {})
-      const apply = (crl: RevocationList | null, anchors: X509Certificate[] | null): void => {
-        state.crl = crl
-        state.proxyCa = anchors
-        state.generation++
-        state.users.clear()
-      }
-      if (small) {
-        const anchors = proxyCa === undefined ? state.proxyCa : proxyCa
-        const list = lists.crl === undefined ? state.crl : smallCrl
-        apply(list === null ? null : list.bind(trustOf(anchors)), anchors)
-        return Promise.resolve()
-      }
-      // Until this reload is done, the lists in force stay in force; reloads take effect in call order.
-      const done = (pendingReload ?? Promise.resolve()).then(async function applyReload () {
-        const anchors = proxyCa === undefined ? state.proxyCa : proxyCa
-        const list = lists.crl === undefined ? state.crl : lists.crl === null ? null : await parsing!
-        apply(list === null ? null : await list.bindLater(trustOf(anchors)), anchors)
-      })
-      const settled = done.then(() => {}, () => {})
-      pendingReload = settled
-      settled.then(() => { if (pendingReload === settled) pendingReload = null }, () => {})
-      return done
+      return replace(lists, 'reload')
     },
     verify: function verify (verifyOptions = {}) {
       const policy = compileRoutePolicy({ required: true, ...verifyOptions }, settings, 'clientCert.verify()')!
@@ -253,6 +341,11 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
         let identity: ClientCertIdentity | null
         try {
           identity = identify(state, request, true)
+          const waiting = revocationPending(state, identity)
+          if (waiting !== null) {
+            await waiting
+            identity = identify(state, request, true)
+          }
         } catch (error) {
           const refused = refusal(request, error)
           publishDecision(request, null, refused)

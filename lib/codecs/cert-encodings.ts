@@ -149,24 +149,17 @@ export function dersFromPem (text: string, what = 'certificate'): Buffer[] {
     const bodyStart = pos + BEGIN.length
     const endAt = text.indexOf(END, bodyStart)
     if (endAt === -1) throw new CertificateParseError(`${what} PEM block is not terminated`)
-    let body = ''
-    let from = bodyStart
-    for (let i = bodyStart; i < endAt; i++) {
-      const c = text.charCodeAt(i)
-      if (isPemSpace(c)) {
-        body += text.slice(from, i)
-        from = i + 1
-      } else if (c === 0x2d) {
-        throw new CertificateParseError(`${what} PEM block holds another marker`)
-      }
-    }
-    body += text.slice(from, endAt)
-    ders.push(assertDerCertificate(decodeBase64(body, what), what))
+    const block = text.slice(bodyStart, endAt)
+    if (block.includes('-')) throw new CertificateParseError(`${what} PEM block holds another marker`)
+    // One native pass rather than a string built piece by piece: this runs on every cold request behind nginx.
+    ders.push(assertDerCertificate(decodeBase64(block.replace(PEM_SPACES, ''), what), what))
     pos = endAt + END.length
   }
   if (ders.length === 0) throw new CertificateParseError(`${what} holds no PEM block`)
   return ders
 }
+
+const PEM_SPACES = /[ \n\r\t]/g
 
 function isPemSpace (code: number): boolean {
   return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09

@@ -115,32 +115,17 @@ export function serialHex (buf: Buffer, tlv: Tlv): string {
   return (negative ? '-' : '') + bytes.toString('hex', first).toUpperCase()
 }
 
-export function readTime (c: Cursor, what: string): number {
-  const utc = c.peek() === UTC_TIME
-  const tlv = utc ? c.read(UTC_TIME, what) : c.read(GENERALIZED_TIME, what)
-  const text = c.buf.toString('latin1', tlv.contentStart, tlv.end)
-  // RFC 5280 §4.1.2.5: exactly YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ, no fractions, no offsets.
-  if (!(utc ? /^\d{12}Z$/ : /^\d{14}Z$/).test(text)) fail(`${what} is not a valid time`)
-  const century = utc ? (Number(text.slice(0, 2)) < 50 ? '20' : '19') : ''
-  const full = century + text
-  const at = (i: number): number => Number(full.slice(i, i + 2))
-  const ms = Date.UTC(Number(full.slice(0, 4)), at(4) - 1, at(6), at(8), at(10), at(12))
-  // Date.UTC rolls 31 February into March; a round trip catches every out-of-range field.
-  if (new Date(ms).toISOString().replace(/\D/g, '').slice(0, 14) + 'Z' !== full) fail(`${what} is not a valid time`)
-  return ms
-}
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 function isLeapYear (year: number): boolean {
   return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
 }
 
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-
 /**
- * Checks a time exactly as `readTime` does (same refusals, same messages) without building a Date: for
- * the many times whose value is not needed, such as each revocation date of a large CRL.
+ * A time as RFC 5280 §4.1.2.5 writes it, exactly `YYMMDDHHMMSSZ` (UTCTime) or `YYYYMMDDHHMMSSZ` (GeneralizedTime):
+ * no fractions, no offsets, every field in range. Read digit by digit: this runs twice per certificate read.
  */
-export function skipTime (c: Cursor, what: string): void {
+export function readTime (c: Cursor, what: string): number {
   const utc = c.peek() === UTC_TIME
   const tlv = utc ? c.read(UTC_TIME, what) : c.read(GENERALIZED_TIME, what)
   const buf = c.buf
@@ -161,32 +146,49 @@ export function skipTime (c: Cursor, what: string): void {
   const year = utc ? (yy < 50 ? 2000 : 1900) + yy : century * 100 + yy
   const month = two()
   const day = two()
+  const hour = two()
+  const minute = two()
+  const second = two()
   const days = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]
-  // Date.UTC, which readTime relies on, reads the years 0 to 99 as 1900 to 1999: refused there, so here.
-  if (year < 100 || month < 1 || month > 12 || day < 1 || day > days || two() > 23 || two() > 59 || two() > 59) {
+  // Date.UTC reads the years 0 to 99 as 1900 to 1999: a GeneralizedTime that early is refused, not moved.
+  if (year < 100 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) {
     fail(`${what} is not a valid time`)
   }
+  return Date.UTC(year, month - 1, day, hour, minute, second)
+}
+
+/** Checks a time exactly as `readTime` does (same refusals, same messages), for the many whose value is not needed. */
+export function skipTime (c: Cursor, what: string): void {
+  readTime(c, what)
 }
 
 // OpenSSL refuses to compare names holding malformed UTF-8; replacement characters would make them equal.
 export const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export function decodeString (buf: Buffer, tlv: Tlv): string | null {
-  const bytes = buf.subarray(tlv.contentStart, tlv.end)
+  const { contentStart: start, end } = tlv
   switch (tlv.tag) {
-    case 0x0c: // UTF8String
+    case 0x0c: { // UTF8String
+      // Most names are ASCII, which reads the same as Latin-1 without a view or a decoder.
+      let ascii = true
+      for (let i = start; i < end && ascii; i++) ascii = buf[i] < 0x80
+      if (ascii) return buf.toString('latin1', start, end)
       try {
-        return UTF8.decode(bytes)
+        return UTF8.decode(buf.subarray(start, end))
       } catch {
         return fail('a UTF8String is not valid UTF-8')
       }
+    }
     case 0x12: // NumericString
     case 0x13: // PrintableString
     case 0x14: // TeletexString, read as Latin-1 like OpenSSL
     case 0x16: // IA5String
     case 0x1a: // VisibleString
     case 0x1b: // GeneralString, one byte a character as OpenSSL prints it
-      return bytes.toString('latin1')
+      return buf.toString('latin1', start, end)
+  }
+  const bytes = buf.subarray(start, end)
+  switch (tlv.tag) {
     case 0x1e: { // BMPString: UTF-16BE
       if (bytes.length % 2 !== 0) fail('a BMPString has an odd length')
       return Buffer.from(bytes).swap16().toString('utf16le')
@@ -196,7 +198,8 @@ export function decodeString (buf: Buffer, tlv: Tlv): string | null {
       let out = ''
       for (let i = 0; i < bytes.length; i += 4) {
         const cp = bytes.readUInt32BE(i)
-        if (cp > 0x10ffff) fail('a UniversalString holds an invalid character')
+        // Surrogates are no characters: OpenSSL refuses them, and two of them would join into another name.
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail('a UniversalString holds an invalid character')
         out += String.fromCodePoint(cp)
       }
       return out

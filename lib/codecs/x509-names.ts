@@ -1,4 +1,4 @@
-import { attributeTypeByOID } from './oids.js'
+import { attributeTypes, type AttributeType } from './oids.js'
 import { Cursor, OID, SEQUENCE, SET, CONTEXT_0, decodeString, fail, type Tlv } from './der.js'
 import type { DNAttribute, RDN } from './dn.js'
 
@@ -35,19 +35,27 @@ export function readName (der: Buffer, name: Tlv): RDN[] {
   const sequence = new Cursor(der, name.contentStart, name.end)
   while (!sequence.done) {
     const set = sequence.into(sequence.read(SET, 'a name component'))
-    const rdn: RDN = []
-    while (!set.done) {
-      const ava = set.into(set.read(SEQUENCE, 'a name attribute'))
-      const oid = oidText(ava, ava.read(OID, 'a name attribute type'))
-      const value = ava.any('a name attribute value')
-      if (!VALUE_TAGS.has(value.tag)) fail('a name attribute value has a type OpenSSL refuses')
-      ava.finish('a name attribute')
-      rdn.push(attribute(oid, ava.buf, value))
+    if (set.done) fail('a name component is empty')
+    const first = nameAttribute(set)
+    if (set.done) {
+      rdns.push([first])
+      continue
     }
-    if (rdn.length === 0) fail('a name component is empty')
-    rdns.push(rdn.reverse())
+    const rdn: RDN = [first]
+    while (!set.done) rdn.push(nameAttribute(set))
+    rdns.push(rdn.reverse().slice())
   }
-  return rdns.reverse()
+  // Arrays cut to their length: names are kept in every cached identity, and a grown array keeps its spare room.
+  return rdns.reverse().slice()
+}
+
+function nameAttribute (set: Cursor): DNAttribute {
+  const ava = set.into(set.read(SEQUENCE, 'a name attribute'))
+  const type = attributeType(set.buf, ava.read(OID, 'a name attribute type'))
+  const value = ava.any('a name attribute value')
+  if (!VALUE_TAGS.has(value.tag)) fail('a name attribute value has a type OpenSSL refuses')
+  ava.finish('a name attribute')
+  return attribute(type, set.buf, value)
 }
 
 // The universal tags OpenSSL takes for a name attribute value (its ASN1_PRINTABLE mask), primitive; of the
@@ -57,8 +65,31 @@ const VALUE_TAGS = new Set([0x03, 0x07, 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f
 const HEX = '0123456789ABCDEF'
 const SURROGATE = /[\ud800-\udfff]/
 
-function attribute (oid: string, buf: Buffer, value: Tlv): DNAttribute {
-  const type = attributeTypeByOID(oid)?.name ?? oid
+/** The DER content of a dotted OID, one Latin-1 character a byte (for known types: first arcs 0–2, second below 40). */
+function oidContent (dotted: string): string {
+  const [first, second, ...rest] = dotted.split('.').map(Number)
+  let bytes = ''
+  for (const arc of [first! * 40 + second!, ...rest]) {
+    let group = String.fromCharCode(arc % 128)
+    for (let high = Math.floor(arc / 128); high > 0; high = Math.floor(high / 128)) group = String.fromCharCode((high % 128) | 0x80) + group
+    bytes += group
+  }
+  return bytes
+}
+
+// The known attribute types by the bytes of their OID: a name's types are looked up, not decoded, and a known
+// type's encoding is minimal by construction. Anything else is decoded (and checked) by oidText.
+const knownTypes = new Map<string, AttributeType>(attributeTypes().map((type) => [oidContent(type.oid), type]))
+
+function attributeType (buf: Buffer, tlv: Tlv): AttributeType {
+  const known = knownTypes.get(buf.toString('latin1', tlv.contentStart, tlv.end))
+  if (known !== undefined) return known
+  // oidText refuses a non-minimal encoding, so a known type never gets here: OpenSSL prints the dotted OID.
+  const oid = oidText(buf, tlv)
+  return { name: oid, oid }
+}
+
+function attribute ({ name: type, oid }: AttributeType, buf: Buffer, value: Tlv): DNAttribute {
   const text = printedString(buf, value)
   if (text !== null) return { type, oid, value: text }
   let hex = '#'
@@ -93,8 +124,7 @@ export function checkOid (buf: Buffer, tlv: Tlv): void {
 }
 
 /** Dotted text of an OBJECT IDENTIFIER's content, refusing non-minimal sub-identifiers. */
-function oidText (c: Cursor, tlv: Tlv): string {
-  const { buf } = c
+function oidText (buf: Buffer, tlv: Tlv): string {
   if (tlv.end === tlv.contentStart) fail('an attribute type is empty')
   const arcs: number[] = []
   let arc = 0

@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto'
 import { createHash, X509Certificate } from 'node:crypto'
 import { BIT_STRING, BOOLEAN, CONTEXT_0, Cursor, fail, INTEGER, OCTET_STRING, OID, readTime, SEQUENCE, serialHex, type Tlv } from './der.js'
 import type { RDN } from './dn.js'
@@ -128,7 +129,7 @@ export function readCertificate (der: Buffer): ParsedCertificate {
   checkInteger(der, walk.serial)
   const serialNumber = serialHex(der, walk.serial)
   readAlgorithm(new Cursor(der, walk.signature.start, walk.signature.end))
-  const issuer = readName(der, walk.issuer)
+  const issuer = issuerName(der, walk.issuer)
   if (walk.validity.tag !== SEQUENCE) fail('the validity is not a SEQUENCE')
   const validity = new Cursor(der, walk.validity.contentStart, walk.validity.end)
   const notBefore = readTime(validity, 'notBefore')
@@ -147,6 +148,30 @@ export function readCertificate (der: Buffer): ParsedCertificate {
     if (extension.id === SUBJECT_ALT_NAME) san = readAltNames(der, extension.value)
   }
   return { walk, subject, issuer, serialNumber, notBefore, notAfter, san }
+}
+
+// Most certificates a server sees come from a handful of issuers: the last issuer name read is kept, its bytes and
+// its RDNs (frozen, so every identity may share them), and the next certificate from it compares bytes instead.
+let lastIssuer: { bytes: Buffer, rdns: RDN[] } | null = null
+
+function issuerName (der: Buffer, tlv: Tlv): RDN[] {
+  const last = lastIssuer
+  if (last !== null && last.bytes.length === tlv.end - tlv.start && der.compare(last.bytes, 0, last.bytes.length, tlv.start, tlv.end) === 0) {
+    return last.rdns
+  }
+  const rdns = freezeRDNs(readName(der, tlv))
+  lastIssuer = { bytes: Buffer.from(der.subarray(tlv.start, tlv.end)), rdns }
+  return rdns
+}
+
+/** Freezes a name in place, deeply; a name already frozen is returned as it is. */
+export function freezeRDNs (rdns: RDN[]): RDN[] {
+  if (Object.isFrozen(rdns)) return rdns
+  for (const rdn of rdns) {
+    for (const attribute of rdn) Object.freeze(attribute)
+    Object.freeze(rdn)
+  }
+  return Object.freeze(rdns) as RDN[]
 }
 
 /**
@@ -243,39 +268,47 @@ function altNames (buf: Buffer, value: Tlv): SubjectAltNames | null {
         return null
     }
   }
-  return san
+  // Cut to their length (a grown array keeps spare room in every cached identity); empty ones are already small.
+  return { dns: san.dns.slice(), email: san.email.slice(), uri: san.uri.slice(), ip: san.ip.slice() }
 }
-
-// The walk each certificate built here was read with: the chain checker reads its extensions from it.
-const walks = new WeakMap<X509Certificate, CertificateWalk>()
 
 /**
  * Node's certificate object for a certificate this reader accepted, built now: only what needs OpenSSL (a
  * signature, `identity.certificate`) asks for it. OpenSSL accepts every certificate the reader does; should it
  * not, this is a CertificateParseError, never an identity.
  */
-export function x509Of (parsed: ParsedCertificate): X509Certificate {
-  let certificate: X509Certificate
+export function x509Of (der: Buffer): X509Certificate {
   try {
-    certificate = new X509Certificate(parsed.walk.der)
+    return new X509Certificate(der)
+    /* c8 ignore next 3 - unreachable while the reader refuses all OpenSSL refuses, which the property tests check */
   } catch {
     return fail('not a valid X.509 certificate')
   }
-  walks.set(certificate, parsed.walk)
-  return certificate
 }
 
-/** The walk of a Node certificate: the one it was built from, else its DER walked now. */
+/** The walk of a Node certificate (the chain checker's and the CRL locator's view of its extensions). */
 export function walkOf (certificate: X509Certificate): CertificateWalk {
-  return walks.get(certificate) ?? walkCertificate(certificate.raw)
+  return walkCertificate(certificate.raw)
 }
 
-const HEX_PAIRS = Array.from({ length: 256 }, (_, i) => i.toString(16).toUpperCase().padStart(2, '0'))
+// The one-shot digest (Node ≥ 20.12) allocates no Hash object, whose native handle costs more than the digest.
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer) => string }).hash
+/* c8 ignore next - only Node 20 before 20.12 lacks crypto.hash; the tests run on a newer one */
+const sha256Hex = oneShotHash === undefined ? (der: Buffer) => createHash('sha256').update(der).digest('hex') : (der: Buffer) => oneShotHash('sha256', der)
 
-/** As `X509Certificate#fingerprint256` prints it: SHA-256 of the DER, `AB:CD:…`. */
+// Lower-case hex digit → upper case; every other code unchanged.
+const UPPER = Uint8Array.from({ length: 128 }, (_, c) => c >= 0x61 && c <= 0x66 ? c - 0x20 : c)
+const fingerprintText = Buffer.alloc(32 * 3 - 1, ':')
+
+/**
+ * As `X509Certificate#fingerprint256` prints it: SHA-256 of the DER, `AB:CD:…`. Written into bytes and read once:
+ * a string joined piece by piece would keep its 63 pieces alive in every cached identity (1.6 KB instead of 0.1).
+ */
 export function fingerprint256Of (der: Buffer): string {
-  const digest = createHash('sha256').update(der).digest()
-  let text = HEX_PAIRS[digest[0]!]!
-  for (let i = 1; i < digest.length; i++) text += ':' + HEX_PAIRS[digest[i]!]!
-  return text
+  const hex = sha256Hex(der)
+  for (let i = 0; i < 32; i++) {
+    fingerprintText[i * 3] = UPPER[hex.charCodeAt(2 * i)]!
+    fingerprintText[i * 3 + 1] = UPPER[hex.charCodeAt(2 * i + 1)]!
+  }
+  return fingerprintText.toString('latin1')
 }

@@ -2,6 +2,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { linkedIssuers, verifyChain } from './chain.js'
 import type { RevocationCheck, RevocationList } from '../revocation/crl.js'
+import type { DistributionPoints } from '../revocation/distribution-points.js'
 import { spiffeVerdict, type SpiffeBundles } from './spiffe-bundles.js'
 import type { CertificateFields } from '../identity.js'
 
@@ -12,6 +13,8 @@ export interface TrustLists {
   crl: RevocationList | null
   /** `spiffe.bundles`: each trust domain's SPIFFE IDs count only from its own bundle. */
   spiffe?: SpiffeBundles | null
+  /** `revocation.distributionPoints`: CRLs downloaded from where verified certificates point. */
+  distributionPoints?: DistributionPoints | null
 }
 
 export interface Judged {
@@ -130,6 +133,18 @@ export function judge (
       : forwarded === null
         ? revocation(lists.crl, certificate, linkedIssuers(certificate), lists.crl.anchors, now)
         : revocation(lists.crl, certificate, forwarded(), lists.proxyCa ?? [], now)
+    if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
+  }
+  const points = lists.distributionPoints
+  if (points != null) {
+    // Last: only a certificate that verified every other way may make the server fetch what it points at.
+    const certificate = whole()
+    const check = certificate === null
+      ? points.namesOnly()
+      : forwarded === null
+        ? points.check(certificate, linkedIssuers(certificate), points.anchors(), now)
+        : points.check(certificate, forwarded(), lists.proxyCa ?? [], now)
+    recheckAt = Math.min(recheckAt, check.recheckAt)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }
   return { verified: true, verifyError: null, recheckAt }

@@ -3,6 +3,7 @@ import { X509Certificate, constants, createVerify, verify, type KeyObject } from
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { ClientCertInvalidOptionError } from '../errors.js'
 import { CertificateParseError } from '../codecs/parse-error.js'
+import { readExtensions } from '../policy/chain.js'
 import {
   BIT_STRING,
   BOOLEAN,
@@ -75,6 +76,7 @@ const REVOKED: RevocationCheck = Object.freeze({ revoked: true, error: 'CERT_REV
 const EXPIRED: RevocationCheck = Object.freeze({ revoked: false, error: 'CRL_HAS_EXPIRED' })
 const UNKNOWN: RevocationCheck = Object.freeze({ revoked: false, error: 'UNABLE_TO_GET_CRL' })
 const BAD_SIGNATURE: RevocationCheck = Object.freeze({ revoked: false, error: 'CRL_SIGNATURE_FAILURE' })
+const NOT_COVERED: RevocationCheck = Object.freeze({ revoked: false, error: null })
 
 // Per CRL, how many issuer certificates' verdicts are remembered; past it, each check verifies again.
 const VERIFIED_MAX = 16
@@ -464,11 +466,23 @@ class Crl {
   * signedBy (issuer: X509Certificate, bounded = false): Steps<boolean> {
     let ok = this.verdict(issuer)
     if (ok === undefined) {
-      ok = yield * checkSignature(this, issuer.publicKey)
+      ok = maySignCrls(issuer) && (yield * checkSignature(this, issuer.publicKey))
       if (!bounded || this.#verdicts.size < VERIFIED_MAX) this.#verdicts.set(issuer.fingerprint256, ok)
     }
     return ok
   }
+}
+
+const CRL_SIGN = 0x02
+
+/**
+ * RFC 5280 §4.2.1.3: a key whose certificate has keyUsage without cRLSign may not sign CRLs, whatever its name
+ * and key (a CA certified again for some other use, with the same key). A certificate the strict reader refuses
+ * is not relied on either.
+ */
+function maySignCrls (issuer: X509Certificate): boolean {
+  const extensions = readExtensions(issuer)
+  return extensions !== null && (extensions.keyUsage === null || (extensions.keyUsage & CRL_SIGN) !== 0)
 }
 
 // Bytes hashed per step when a signature is checked: about a millisecond of SHA-256.
@@ -826,6 +840,8 @@ export class RevocationList {
   readonly bytes: number
   /** The configured trust the list was bound with: the anchors a direct TLS path is rebuilt up to. */
   readonly anchors: readonly X509Certificate[]
+  /** When the whole list has expired: the latest `nextUpdate` of its CRLs (`Infinity` when one has none). */
+  readonly nextUpdate: number
   readonly #crls: readonly Crl[]
   readonly #byIssuerDer = new Map<string, Group>()
   readonly #byIssuerKey = new Map<string, Group>()
@@ -836,8 +852,10 @@ export class RevocationList {
     this.#crls = crls
     this.anchors = Object.freeze([...trust])
     let bytes = 0
+    let nextUpdate = -Infinity
     for (const crl of crls) {
       bytes += crl.tbs.length + crl.signature.length
+      nextUpdate = Math.max(nextUpdate, crl.nextUpdate)
       let group = this.#byIssuerKey.get(crl.names.exact)
       if (group === undefined) {
         group = { exact: crl.names.exact, all: [], counting: [] }
@@ -850,6 +868,7 @@ export class RevocationList {
       this.#byIssuerDer.set(crl.issuerDer, group)
     }
     this.bytes = bytes
+    this.nextUpdate = nextUpdate
     const signers = signersByName(trust)
     for (const group of this.#byIssuerKey.values()) {
       const named = signers.get(group.exact)
@@ -930,7 +949,24 @@ export class RevocationList {
     return OK
   }
 
-  #check (cert: X509Certificate, issuer: X509Certificate | null, now: number, ca: boolean): RevocationCheck {
+  /**
+   * As `check` with an issuer, for a list that may hold other issuers' CRLs (one downloaded from a distribution
+   * point): `null` when no CRL of the list names `cert`'s issuer, so that "not covered" is told from "not revoked".
+   */
+  checkBy (cert: X509Certificate, issuer: X509Certificate, now: number = Date.now()): RevocationCheck | null {
+    const status = this.#check(cert, issuer, now, false, NOT_COVERED)
+    return status === NOT_COVERED ? null : status
+  }
+
+  /** Whether a CRL of the list names `issuer` and was signed by its key, which may sign CRLs (bound with it as trust). */
+  counts (issuer: X509Certificate): boolean {
+    // A subject that does not read has no key (null), under which nothing is found.
+    const group = this.#byIssuerKey.get(subjectKeyOf(issuer) as string)
+    return group !== undefined && group.all.some((crl) => crl.verdict(issuer) === true)
+  }
+
+  /** `uncovered`: the answer when no CRL names the certificate's issuer (opt-in per issuer: not checked). */
+  #check (cert: X509Certificate, issuer: X509Certificate | null, now: number, ca: boolean, uncovered = OK): RevocationCheck {
     if (this.size === 0) return OK
     let group: Group | undefined
     try {
@@ -938,7 +974,7 @@ export class RevocationList {
     } catch {
       return UNKNOWN
     }
-    if (group === undefined) return OK
+    if (group === undefined) return uncovered
     let crls = issuer === null ? group.counting : group.all.filter((crl) => runToEnd(crl.signedBy(issuer, true)))
     if (ca) {
       // A CA is out of the scope of an end-entity-only CRL: when its issuer has no other, it is not checked.

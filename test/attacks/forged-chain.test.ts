@@ -6,13 +6,16 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import Fastify from 'fastify'
-import { X509Certificate } from 'node:crypto'
+import { createPrivateKey, sign, X509Certificate } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fastifyClientCert } from '../../lib/index.js'
 import { MAX_SIGNATURE_CHECKS } from '../../lib/policy/chain.js'
+import { Cursor } from '../../lib/codecs/der.js'
+import { walkCertificate } from '../../lib/codecs/x509.js'
+import { tlv } from '../helpers/der-writer.js'
 
 const trusted = '127.0.0.1'
 const dir = mkdtempSync(join(tmpdir(), 'forged-chain-'))
@@ -141,4 +144,44 @@ t.test('a bundle of same-name decoys and CAs signing each other (P-521): refused
   const leaf = issue('dos-leaf', '/CN=m', a, ['basicConstraints = critical, CA:FALSE', 'extendedKeyUsage = clientAuth', ...bare])
   const verifications = await refused(t, leaf, [...decoys, a, b], 'CERT_CHAIN_TOO_LONG')
   t.equal(verifications, MAX_SIGNATURE_CHECKS, 'signature verifications spent on the request')
+})
+
+/**
+ * `leaf` again with an issuerUniqueID and a subjectUniqueID (RFC 5280 §4.1.2.8, IMPLICIT [1] and [2] BIT STRINGs,
+ * tags 0x81 and 0x82) between its key and its extensions, signed again by `issuer`. The openssl CLI cannot write
+ * them; OpenSSL reads them.
+ */
+function withUniqueIds (leaf: Issued, issuer: Issued, name: string): Issued {
+  const der = new X509Certificate(leaf.pem).raw
+  const top = new Cursor(der, 0, der.length)
+  const outer = top.into(top.read(0x30, 'the certificate'))
+  const body = outer.read(0x30, 'the certificate body')
+  const algorithm = outer.read(0x30, 'the signature algorithm')
+  const { publicKey } = walkCertificate(der)
+  const tbs = tlv(0x30,
+    der.subarray(body.contentStart, publicKey.end),
+    tlv(0x81, Buffer.from([0, 0x49, 0x44])),
+    tlv(0x82, Buffer.from([0, 0x53, 0x55, 0x42])),
+    der.subarray(publicKey.end, body.end))
+  const signature = sign('sha512', tbs, createPrivateKey(readFileSync(issuer.key)))
+  const forged = tlv(0x30, tbs, der.subarray(algorithm.start, algorithm.end), tlv(0x03, Buffer.from([0]), signature))
+  const pem = `-----BEGIN CERTIFICATE-----\n${forged.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`
+  const cert = join(dir, `${name}.pem`)
+  writeFileSync(cert, pem)
+  return { name, cert, key: leaf.key, pem }
+}
+
+t.test('unique identifiers before an unknown critical extension do not hide it from the proxy.ca check: refused', async (t) => {
+  const ca = issue('uid-ca', '/CN=Plain CA', root, CA)
+  const plain = issue('uid-plain', admin, ca, [...LEAF, '1.3.6.1.4.1.55555.1 = critical, ASN1:UTF8String:must understand'])
+  const leaf = withUniqueIds(plain, ca, 'uid-leaf')
+  const x509 = new X509Certificate(leaf.pem)
+  t.ok(x509.verify(new X509Certificate(ca.pem).publicKey), 'a well-signed certificate OpenSSL parses, unique IDs and all')
+  t.equal(x509.raw.includes(Buffer.from([0x81, 0x03, 0x00, 0x49, 0x44])), true)
+  await refused(t, leaf, [ca], 'UNHANDLED_CRITICAL_EXTENSION')
+  // Control: the same certificate without the unknown extension is admitted, so the unique IDs alone are no refusal.
+  const control = withUniqueIds(issue('uid-control-plain', admin, ca, LEAF), ca, 'uid-control')
+  const verdict = await judge(t, control, [ca])
+  t.same([verdict.status, verdict.verifyError], [200, null], 'admitted')
+  t.equal(opensslAccepts(control, [ca]), true, 'as by openssl verify')
 })

@@ -1,0 +1,113 @@
+// Revocation sources over HTTP: one bounded GET with undici, for CRL distribution points.
+import { request, type Dispatcher } from 'undici'
+
+/**
+ * The URL a revocation source may be fetched from: `http:` or `https:` only (a certificate's `ldap:` or
+ * `file:` distribution point is never followed), without credentials in it. `null` for anything else.
+ */
+export function httpUrl (text: string, base?: URL): URL | null {
+  let url: URL
+  try {
+    url = new URL(text, base)
+  } catch {
+    return null
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null
+  if (url.username !== '' || url.password !== '') return null
+  return url
+}
+
+export interface FetchLimits {
+  /** For the whole exchange, redirects and body included, in milliseconds. */
+  readonly timeout: number
+  /** Past this many body bytes the download is aborted. */
+  readonly maxBytes: number
+  /** undici's global dispatcher when undefined. */
+  readonly dispatcher: Dispatcher | undefined
+}
+
+/** What makes the next request conditional (`If-None-Match`, `If-Modified-Since`). */
+export interface Validators {
+  readonly etag: string | null
+  readonly lastModified: string | null
+}
+
+export type Fetched =
+  | { readonly kind: 'fresh', readonly body: Buffer, readonly validators: Validators }
+  | { readonly kind: 'not-modified' }
+
+/** A download that did not give a CRL; its message is for the log, never for a client. */
+export class FetchError extends Error {}
+
+// Redirects followed, each to http(s) only: a CA moving its CRL to a CDN is common, a chain of them is not.
+const MAX_REDIRECTS = 3
+
+/**
+ * GETs `url`, conditionally when `validators` say what was seen last. Redirects are followed by hand (undici 7's
+ * `request` follows none), at most `MAX_REDIRECTS`, and only to http(s). The body is read chunk by chunk and the
+ * download aborted once it passes `maxBytes` (a `Content-Length` over it is refused before any byte is read).
+ */
+export async function fetchCrl (url: URL, validators: Validators, limits: FetchLimits): Promise<Fetched> {
+  const signal = AbortSignal.timeout(limits.timeout)
+  let target = url
+  for (let hops = 0; hops <= MAX_REDIRECTS; hops++) {
+    const headers: Record<string, string> = { accept: 'application/pkix-crl, application/x-pem-file;q=0.9, */*;q=0.1' }
+    if (validators.etag !== null) headers['if-none-match'] = validators.etag
+    if (validators.lastModified !== null) headers['if-modified-since'] = validators.lastModified
+    const response = await request(target, {
+      method: 'GET',
+      headers,
+      signal,
+      dispatcher: limits.dispatcher,
+      headersTimeout: limits.timeout,
+      bodyTimeout: limits.timeout
+    })
+    const { statusCode, body } = response
+    if (statusCode === 200) {
+      return { kind: 'fresh', body: await readBounded(body, response.headers['content-length'], limits.maxBytes), validators: validatorsOf(response.headers) }
+    }
+    discard(body)
+    if (statusCode === 304) return { kind: 'not-modified' }
+    if (statusCode < 300 || statusCode > 399) throw new FetchError(`HTTP status ${statusCode}`)
+    const location = response.headers.location
+    if (typeof location !== 'string') throw new FetchError('a redirect without one Location')
+    const next = httpUrl(location, target)
+    if (next === null) throw new FetchError('a redirect to a scheme other than http(s)')
+    target = next
+  }
+  throw new FetchError('too many redirects')
+}
+
+type Body = Dispatcher.ResponseData['body']
+
+/** Closes a body not to be read; undici reports that as an 'error' event, which is expected here. */
+function discard (body: Body): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
+type Headers = Record<string, string | string[] | undefined>
+
+function validatorsOf (headers: Headers): Validators {
+  const etag = headers.etag
+  const lastModified = headers['last-modified']
+  return { etag: typeof etag === 'string' ? etag : null, lastModified: typeof lastModified === 'string' ? lastModified : null }
+}
+
+async function readBounded (body: Body, length: string | string[] | undefined, maxBytes: number): Promise<Buffer> {
+  if (typeof length === 'string' && Number(length) > maxBytes) {
+    discard(body)
+    throw new FetchError('the CRL is larger than maxBytes')
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > maxBytes) {
+      discard(body)
+      throw new FetchError('the CRL is larger than maxBytes')
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks, size)
+}
