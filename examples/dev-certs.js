@@ -1,7 +1,7 @@
 // Throwaway development certificates for the demo and examples, made with the openssl CLI:
 // a CA, a server certificate for localhost and one client certificate. Nothing here is for production.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -60,4 +60,15 @@ export function curlWith (dev) {
   return dev === null
     ? 'curl --cacert CLIENT_CA --cert CLIENT_CERT --key CLIENT_KEY'
     : `curl --cacert ${dev.caPath} --cert ${dev.clientCertPath} --key ${dev.clientKeyPath}`
+}
+
+/** Closes an example server on SIGINT or SIGTERM and removes its development certificates. */
+export function stopOnSignals (app, dev) {
+  async function stop () {
+    await app.close()
+    if (dev !== null) rmSync(dev.dir, { recursive: true, force: true })
+    process.exit(0)
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
 }

@@ -4,8 +4,7 @@
 //   TLS_KEY, TLS_CERT, CLIENT_CA  paths to the server's key and certificate and to the client CA bundle;
 //                                 when unset, throwaway development certificates are made (see ../dev-certs.js)
 //   HOST, PORT                    default 127.0.0.1 and 8443
-import { rmSync } from 'node:fs'
-import { curlWith, httpsFromEnv } from '../dev-certs.js'
+import { curlWith, httpsFromEnv, stopOnSignals } from '../dev-certs.js'
 import { build } from './app.js'
 
 const env = process.env
@@ -24,10 +23,4 @@ Make a few requests, with and without the certificate, then read the metrics:
   curl --cacert ${dev === null ? 'CLIENT_CA' : dev.caPath} https://localhost:${port}/metrics
 `)
 
-async function stop () {
-  await app.close()
-  if (dev !== null) rmSync(dev.dir, { recursive: true, force: true })
-  process.exit(0)
-}
-process.once('SIGINT', stop)
-process.once('SIGTERM', stop)
+stopOnSignals(app, dev)

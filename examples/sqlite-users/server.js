@@ -7,8 +7,7 @@
 //   ENROLLMENT_CODE               a one-time code for the first user (with development certificates: a random one)
 //   HOST, PORT                    default 127.0.0.1 and 8443
 import { randomBytes } from 'node:crypto'
-import { rmSync } from 'node:fs'
-import { curlWith, httpsFromEnv } from '../dev-certs.js'
+import { curlWith, httpsFromEnv, stopOnSignals } from '../dev-certs.js'
 import { build } from './app.js'
 
 const env = process.env
@@ -32,10 +31,4 @@ Enroll a client certificate with a one-time code, then call /me with it:
 Admin routes (/admin/users, POST /admin/enrollment-codes {"name":"…"}) need a certificate with OU=Platform.
 `)
 
-async function stop () {
-  await app.close()
-  if (dev !== null) rmSync(dev.dir, { recursive: true, force: true })
-  process.exit(0)
-}
-process.once('SIGINT', stop)
-process.once('SIGTERM', stop)
+stopOnSignals(app, dev)
