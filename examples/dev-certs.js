@@ -1,7 +1,7 @@
 // Throwaway development certificates for the demo and examples, made with the openssl CLI:
 // a CA, a server certificate for localhost and one client certificate. Nothing here is for production.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -41,34 +41,4 @@ export function makeDevCertificates (clientName = 'demo-user') {
     server: { cert: read('server.crt'), key: read('server.key') },
     client: { cert: read('client.crt'), key: read('client.key') }
   }
-}
-
-/**
- * The `https` options of an example server: the files named by TLS_KEY, TLS_CERT and CLIENT_CA when TLS_KEY is
- * set, else throwaway development certificates (`dev`, to print curl lines with and remove on exit).
- */
-export function httpsFromEnv (env = process.env, clientName = 'demo-user') {
-  if (env.TLS_KEY !== undefined) {
-    return { https: { key: readFileSync(env.TLS_KEY, 'utf8'), cert: readFileSync(env.TLS_CERT, 'utf8'), ca: readFileSync(env.CLIENT_CA, 'utf8') }, dev: null }
-  }
-  const dev = makeDevCertificates(clientName)
-  return { https: { key: dev.server.key, cert: dev.server.cert, ca: dev.ca }, dev }
-}
-
-/** The curl prefix an example prints: the development certificates' paths, or placeholders. */
-export function curlWith (dev) {
-  return dev === null
-    ? 'curl --cacert CLIENT_CA --cert CLIENT_CERT --key CLIENT_KEY'
-    : `curl --cacert ${dev.caPath} --cert ${dev.clientCertPath} --key ${dev.clientKeyPath}`
-}
-
-/** Closes an example server on SIGINT or SIGTERM and removes its development certificates. */
-export function stopOnSignals (app, dev) {
-  async function stop () {
-    await app.close()
-    if (dev !== null) rmSync(dev.dir, { recursive: true, force: true })
-    process.exit(0)
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
 }

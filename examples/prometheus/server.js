@@ -4,7 +4,7 @@
 //   TLS_KEY, TLS_CERT, CLIENT_CA  paths to the server's key and certificate and to the client CA bundle;
 //                                 when unset, throwaway development certificates are made (see ../dev-certs.js)
 //   HOST, PORT                    default 127.0.0.1 and 8443
-import { curlWith, httpsFromEnv, stopOnSignals } from '../dev-certs.js'
+import { curlWith, httpsFromEnv, stopOnSignals } from '../server-env.js'
 import { build } from './app.js'
 
 const env = process.env

@@ -7,7 +7,7 @@
 //   ENROLLMENT_CODE               a one-time code for the first user (with development certificates: a random one)
 //   HOST, PORT                    default 127.0.0.1 and 8443
 import { randomBytes } from 'node:crypto'
-import { curlWith, httpsFromEnv, stopOnSignals } from '../dev-certs.js'
+import { curlWith, httpsFromEnv, stopOnSignals } from '../server-env.js'
 import { build } from './app.js'
 
 const env = process.env

@@ -18,12 +18,15 @@ t.test('the outer signature must be whole bytes', async (t) => {
   t.equal(certificateFields(w.certificate(tbs)).commonName, 'alice', 'control')
 })
 
-t.test('a validity that is no SEQUENCE, and an empty serial', async (t) => {
+t.test('a validity or public key that is no SEQUENCE, and an empty serial', async (t) => {
   const name = w.name([[['2.5.4.3', 0x0c, Buffer.from('alice')]]])
   const spki = w.signingKey.publicKey.export({ type: 'spki', format: 'der' })
   const tbs = (validityTag: number): Buffer => w.seq(w.tlv(0xa0, w.tlv(0x02, Buffer.from([2]))), w.tlv(0x02, Buffer.from([1])), ED25519, name,
     w.tlv(validityTag, w.utcTime('250101000000Z'), w.utcTime('350101000000Z')), name, spki)
   t.throws(() => certificateFields(w.certificate(tbs(0x31))), CertificateParseError, 'a SET for the validity')
+  const keyInASet = w.seq(w.tlv(0xa0, w.tlv(0x02, Buffer.from([2]))), w.tlv(0x02, Buffer.from([1])), ED25519, name,
+    w.seq(w.utcTime('250101000000Z'), w.utcTime('350101000000Z')), name, w.tlv(0x31, spki.subarray(2)))
+  t.throws(() => certificateFields(w.certificate(keyInASet)), CertificateParseError, 'a SET for the public key')
   t.equal(certificateFields(w.certificate(tbs(0x30))).commonName, 'alice', 'control')
   t.throws(() => certificateFields(w.build({ serial: Buffer.alloc(0) })), CertificateParseError, 'an empty serial INTEGER')
 })
