@@ -60,3 +60,11 @@ t.test('freezeRDNs returns a name frozen already as it is', async (t) => {
   const frozen = Object.freeze([])
   t.equal(freezeRDNs(frozen as unknown as Parameters<typeof freezeRDNs>[0]), frozen)
 })
+
+t.test('an extension ID that is empty, cut short or padded is refused, as OpenSSL refuses it', async (t) => {
+  const withId = (id: Buffer): Buffer => w.build({ extensions: [w.seq(w.tlv(0x06, id), w.tlv(0x04, w.seq()))] })
+  t.throws(() => certificateFields(withId(Buffer.alloc(0))), CertificateParseError, 'an empty OID')
+  t.throws(() => certificateFields(withId(Buffer.from([0x2a, 0x86]))), CertificateParseError, 'a last sub-identifier cut short')
+  t.throws(() => certificateFields(withId(Buffer.from([0x2a, 0x80, 0x01]))), CertificateParseError, 'a sub-identifier padded with 0x80')
+  t.equal(certificateFields(withId(Buffer.from([0x2a, 0x03, 0x04]))).commonName, 'alice', 'control: 1.2.3.4, unknown and not critical')
+})
