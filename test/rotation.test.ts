@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { connect } from 'node:tls'
+import { connect, type TLSSocket } from 'node:tls'
+import { connect as http2Connect, type ClientHttp2Session } from 'node:http2'
 import { Agent, request } from 'undici'
 import { fastifyClientCert, type FastifyClientCertOptions } from '../lib/index.js'
 import { FileWatcher, type WatchedMaterial, type WatchSettings } from '../lib/rotation.js'
@@ -313,6 +314,48 @@ t.test('watch.https.ca: a retired CA is refused, on new connections and on one o
   t.equal((await ask(port, clientOld)).status, 401, 'a new connection of the retired CA')
   t.same(await open('/maybe'), { status: 200, body: { verified: false, verifyError: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' } }, 'the open connection is judged again')
   t.equal((await open('/whoami')).status, 401)
+})
+
+t.test('watch.https over HTTP/2: new handshakes get the new pair and CA; an open session of the retired CA is judged again', async (t) => {
+  const volume = new SecretVolume(join(fresh(), 'tls'), { 'tls.key': serverA.keyPem, 'tls.crt': serverA.certPem, 'ca.crt': caOld.certPem })
+  const app = Fastify({
+    http2: true,
+    https: { allowHTTP1: true, key: serverA.keyPem, cert: serverA.certPem, ca: caOld.certPem, requestCert: true, rejectUnauthorized: false }
+  } as unknown as FastifyServerOptions) as unknown as FastifyInstance
+  await app.register(fastifyClientCert, { watch: { https: { key: volume.path('tls.key'), cert: volume.path('tls.crt'), ca: volume.path('ca.crt') }, interval: 100 } })
+  app.get('/whoami', async (request) => ({ subject: request.clientCert?.subject ?? null }))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const servedBy = new Map<ClientHttp2Session, string | undefined>()
+  const session = (client: Made): ClientHttp2Session => {
+    const opened = http2Connect(`https://localhost:${port}`, { ca: serverRoot.certPem, servername: 'localhost', cert: client.certPem, key: client.keyPem })
+    opened.on('error', () => {})
+    // Read once the handshake is done: the session keeps this one connection for its whole life.
+    opened.on('connect', () => { servedBy.set(opened, (opened.socket as TLSSocket).getPeerX509Certificate()?.fingerprint256) })
+    t.teardown(() => opened.close())
+    return opened
+  }
+  const get = async (on: ClientHttp2Session): Promise<{ status: number, body: string, served: string | undefined }> => await new Promise((resolve, reject) => {
+    const stream = on.request({ ':path': '/whoami' })
+    let status = 0
+    let body = ''
+    stream.on('response', (headers) => { status = Number(headers[':status']) })
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => { body += chunk })
+    stream.on('end', () => { resolve({ status, body, served: servedBy.get(on) }) })
+    stream.on('error', reject)
+  })
+  const before = session(clientOld)
+  const first = await get(before)
+  t.same([first.status, first.served], [200, serverA.x509.fingerprint256], 'HTTP/2 with the first pair and CA')
+  volume.swap({ 'tls.key': serverB.keyPem, 'tls.crt': serverB.certPem, 'ca.crt': caNew.certPem })
+  await waitFor('the new CA', async () => (await get(session(clientNew))).status === 200)
+  const after = await get(session(clientNew))
+  t.same([after.status, after.served], [200, serverB.x509.fingerprint256], 'a new session: the new pair, and a client of the new CA')
+  t.equal((await get(session(clientOld))).status, 401, 'a new session of the retired CA')
+  const reused = await get(before)
+  t.same([reused.status, reused.served], [401, serverA.x509.fingerprint256], 'the session opened before the swap, still on the first pair, is judged again')
 })
 
 t.test('watch.crl and watch.spiffe: rotated lists and bundles are in force for the next request', async (t) => {
