@@ -16,13 +16,17 @@ declare namespace plugin {
   export type ClientCertIdentityFields = api.ClientCertIdentityFields
   export type ClientCertMode = api.ClientCertMode
   export type ClientCertPresetName = api.ClientCertPresetName
+  export type ClientCertReload = api.ClientCertReload
   export type ClientCertRouteOptions = api.ClientCertRouteOptions
   export type ClientCertUser = api.ClientCertUser
   export type ClientCertUserHolder = api.ClientCertUserHolder
   export type ClientCertUserProperty = api.ClientCertUserProperty
   export type CustomHeaderMapping = api.CustomHeaderMapping
+  export type DistributionPointMode = api.DistributionPointMode
+  export type DistributionPointOptions = api.DistributionPointOptions
   export type DNAttribute = api.DNAttribute
   export type FastifyClientCertOptions = api.FastifyClientCertOptions
+  export type HttpsMaterial = api.HttpsMaterial
   export type IdentityOptions = api.IdentityOptions
   export type IdentitySource = api.IdentitySource
   export type InjectIdentity = api.InjectIdentity
@@ -32,12 +36,15 @@ declare namespace plugin {
   export type ProxyOptions = api.ProxyOptions
   export type RDN = api.RDN
   export type ResolveUserHook<User = unknown> = api.ResolveUserHook<User>
+  export type RevocationOptions = api.RevocationOptions
   export type SpiffeBundleInput = api.SpiffeBundleInput
   export type SpiffeJwkSet = api.SpiffeJwkSet
   export type SpiffeOptions = api.SpiffeOptions
   export type SubjectAltNames = api.SubjectAltNames
   export type TlsClientCertIdentity = api.TlsClientCertIdentity
   export type VerifiedClientCertIdentity = api.VerifiedClientCertIdentity
+  export type WatchedPaths = api.WatchedPaths
+  export type WatchOptions = api.WatchOptions
 }
 
 export = plugin

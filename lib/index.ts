@@ -6,6 +6,7 @@ export default fastifyClientCert
 export type {
   ClientCertCacheStats,
   ClientCertDecorator,
+  ClientCertReload,
   ClientCertUser,
   ClientCertUserHolder,
   ClientCertUserProperty,
@@ -27,8 +28,12 @@ export type {
   ResolveUserHook,
   SpiffeBundleInput,
   SpiffeOptions,
-  UserPropertyOption
+  UserPropertyOption,
+  WatchedPaths,
+  WatchOptions
 } from './options.js'
+export type { HttpsMaterial } from './rotation.js'
+export type { DistributionPointMode, DistributionPointOptions, RevocationOptions } from './revocation/distribution-points.js'
 export type { SpiffeJwk, SpiffeJwkSet } from './policy/spiffe-bundles.js'
 export type { AllowRules, NameRule } from './policy/allow.js'
 export type { CustomHeaderMapping, XfccOptions } from './sources/presets/types.js'
