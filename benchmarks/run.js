@@ -192,7 +192,8 @@ function suiteDefinitions (certs, settings) {
         { id: 'proxy-bare', label: 'bare route (same headers, ignored)', user: null, headers: 'rotation' },
         { ...control('proxy', 'bare route'), headers: 'rotation' },
         { id: 'proxy-plugin-hit', app: 'proxy-plugin', label: 'fastify-client-cert, one certificate (cache hits)', user, headers: 'one' },
-        { id: 'proxy-plugin-cold', app: 'proxy-plugin', label: 'fastify-client-cert, a new certificate each request', user: 'client-' + CertificateForge.nameOf(0), headers: 'rotation' }
+        { id: 'proxy-plugin-cold', app: 'proxy-plugin', label: 'fastify-client-cert, a new certificate each request', user: 'client-' + CertificateForge.nameOf(0), headers: 'rotation' },
+        { id: 'proxy-plugin-cold-nocache', app: 'proxy-plugin', label: 'fastify-client-cert, a new certificate each request, cache off', user: 'client-' + CertificateForge.nameOf(0), headers: 'rotation', options: { cacheMax: 0 } }
       ]
     }
   ]

@@ -130,6 +130,8 @@ t.test('a forward keeps its DER in memory of its own, and a forward without a ce
   t.equal(der.buffer.byteLength, der.length, 'not a slice of a shared pool')
   t.same(der, device(7))
   proxy.settle(lookup, true)
+  t.equal(proxy.stats().entries, 0, 'a first sighting is not kept')
+  proxy.settle(lookup, true)
   t.ok(proxy.stats().bytes >= 10240 + headers['x-ssl-client-cert']!.length + 2 * der.length, 'charged as measured, Node\'s certificate included')
   const none = proxy.lookup(['X-SSL-Client-Verify', 'NONE'], peer)
   t.equal(none.kind === 'forwarded' && none.decoded.fields, null)
