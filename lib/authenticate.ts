@@ -13,7 +13,7 @@ import { composeIdentity, type ClientCertIdentity } from './identity.js'
 import type { RoutePolicy, Settings } from './options.js'
 import { CertificateParseError } from './codecs/parse-error.js'
 import type { ProxySource, DecodedForward, PeerConnection } from './sources/proxy.js'
-import { connectionOf, peerFields, peerIssuer, readPeer, samePeer, unreadIdentity, type TlsPeer } from './sources/tls.js'
+import { connectionOf, peerFields, peerIssuer, readPeer, samePeer, socketTrust, unreadIdentity, type TlsPeer } from './sources/tls.js'
 import type { UserCache } from './policy/user-cache.js'
 import { judge } from './policy/verdict.js'
 import type { SpiffeBundles } from './policy/spiffe-bundles.js'
@@ -32,6 +32,8 @@ interface Verdict {
   /** Several registrations (encapsulated contexts) may judge one connection, each by its own lists. */
   state: State
   generation: number
+  /** Direct TLS: the server's count of client CA swaps (`ServerTrust`) the verdict was made under. */
+  tlsGeneration?: number
   recheckAt: number
   identity: ClientCertIdentity | null
   /** Direct TLS: an identity whose names were left unread, good only for a route that requires a verified one. */
@@ -52,11 +54,6 @@ export interface State {
   proxyCa: X509Certificate[] | null
   /** `spiffe.bundles`; judge() reads it as one of the trust lists. */
   spiffe: SpiffeBundles | null
-  /**
-   * Direct TLS: the client CAs in force once the plugin has replaced the server's (`watch.https.ca`,
-   * `reload({ https: { ca } })`); a connection verified under a retired CA is no longer verified.
-   */
-  tlsCa?: readonly X509Certificate[] | null
   /** `revocation.distributionPoints`; judge() reads it as one of the trust lists. */
   distributionPoints: DistributionPoints | null
   proxy: ProxySource | null
@@ -73,8 +70,12 @@ function tlsIdentity (state: State, raw: unknown, now: number, required: boolean
     entry = { peer: readPeer(connection.socket) }
     holder[kPeer] = entry
   }
+  // Client CAs swapped by a reload are the server's, shared by every registration on it.
+  const trust = socketTrust(connection.socket)
+  const tlsGeneration = trust?.generation ?? 0
   const memo = entry[kVerdict]
-  if (memo !== undefined && memo.state === state && memo.generation === state.generation && now <= memo.recheckAt && (required || memo.unread !== true)) return memo.identity
+  if (memo !== undefined && memo.state === state && memo.generation === state.generation && memo.tlsGeneration === tlsGeneration &&
+    now <= memo.recheckAt && (required || memo.unread !== true)) return memo.identity
   const peer = entry.peer
   let identity: ClientCertIdentity | null = null
   let recheckAt = Infinity
@@ -87,14 +88,15 @@ function tlsIdentity (state: State, raw: unknown, now: number, required: boolean
     } else {
       const fields = peerFields(peer)
       // OpenSSL's word for a certificate whose issuer the (new) trust store lacks.
-      const retired = peer.authorized && state.tlsCa != null && !chainsTo(peer.certificate, state.tlsCa)
+      const anchors = trust?.anchors ?? null
+      const retired = peer.authorized && anchors !== null && !chainsTo(peer.certificate, anchors)
       const authorized = peer.authorized && !retired
       const verdict = judge(state, fields, authorized, retired ? 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' : peer.authorizationError, authorized ? peerIssuer(peer) : null, null, now)
       recheckAt = verdict.recheckAt
       identity = composeIdentity(fields, { source: 'tls', proxy: null, verified: verdict.verified, verifyError: verdict.verifyError })
     }
   }
-  entry[kVerdict] = { state, generation: state.generation, recheckAt, identity, unread }
+  entry[kVerdict] = { state, generation: state.generation, tlsGeneration, recheckAt, identity, unread }
   return identity
 }
 

@@ -34,7 +34,7 @@ import {
 import { FileWatcher, prepareSecureContext, swapSecureContext, type HttpsMaterial, type PreparedContext } from './rotation.js'
 import type { SpiffeBundles } from './policy/spiffe-bundles.js'
 import { ProxySource } from './sources/proxy.js'
-import { guardHandshakes } from './sources/tls.js'
+import { guardHandshakes, setServerAnchors } from './sources/tls.js'
 import { publishDecision } from './observability.js'
 import { routeCoverage } from './route-coverage.js'
 import { UserCache } from './policy/user-cache.js'
@@ -293,7 +293,7 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     const apply = (crl: RevocationList | null, anchors: X509Certificate[] | null): void => {
       if (tls !== null) {
         swapSecureContext(fastify.server as unknown as TlsServer, tls)
-        if (tls.anchors !== null) state.tlsCa = tls.anchors
+        if (tls.anchors !== null) setServerAnchors(fastify.server as unknown as TlsServer, tls.anchors)
       }
       if (spiffe !== undefined) state.spiffe = spiffe
       state.crl = crl

@@ -28,7 +28,8 @@ export interface HttpsMaterial {
 
 /** A validated secure context, ready to swap in; `anchors`: its client CAs when they were replaced. */
 export interface PreparedContext {
-  options: SecureContextOptions
+  /** Only what this material replaces (`key` and `cert`, and/or `ca`): what a swap lays over the server's options. */
+  replaces: SecureContextOptions
   anchors: X509Certificate[] | null
 }
 
@@ -57,8 +58,8 @@ export function prepareSecureContext (server: TlsServer, material: unknown, opti
   if ((key === undefined) !== (cert === undefined)) fail(option, 'takes key and cert together: a certificate is only good with its own key')
   if (key === undefined && ca === undefined) fail(option, 'must give key and cert, or ca, or all three')
   const current = server as unknown as Record<string, unknown>
-  const options: Record<string, unknown> = {}
-  for (const name of contextKeys) if (current[name] !== undefined) options[name] = current[name]
+  const options = contextOf(server)
+  const replaces: SecureContextOptions = {}
   if (key !== undefined) {
     if (!isPem(key)) fail(`${option}.key`, 'must be a PEM string or Buffer')
     if (!isPem(cert)) fail(`${option}.cert`, 'must be a PEM string or Buffer')
@@ -76,30 +77,45 @@ export function prepareSecureContext (server: TlsServer, material: unknown, opti
       fail(`${option}.cert`, 'is not a PEM certificate', error)
     }
     if (!leaf.checkPrivateKey(privateKey)) fail(`${option}.cert`, `does not match ${option}.key`)
-    options.key = key
-    options.cert = cert
-    // A PFX would be loaded besides the new pair.
-    delete options.pfx
+    replaces.key = key
+    replaces.cert = cert
   }
   let anchors: X509Certificate[] | null = null
   if (ca !== undefined) {
     anchors = loadCertificates(ca, `${option}.ca`)
-    options.ca = ca
+    replaces.ca = ca as SecureContextOptions['ca']
   }
   try {
-    createSecureContext(options as SecureContextOptions)
+    createSecureContext(overlay(options, replaces))
   } catch (error) {
     fail(option, 'is refused by TLS', error)
   }
-  return { options: options as SecureContextOptions, anchors }
+  return { replaces, anchors }
+}
+
+/** The options the server's context is built from now (`setSecureContext()` keeps each as a property). */
+function contextOf (server: TlsServer): SecureContextOptions {
+  const current = server as unknown as Record<string, unknown>
+  const options: Record<string, unknown> = {}
+  for (const name of contextKeys) if (current[name] !== undefined) options[name] = current[name]
+  return options as SecureContextOptions
+}
+
+function overlay (options: SecureContextOptions, replaces: SecureContextOptions): SecureContextOptions {
+  const merged = { ...options, ...replaces }
+  // A PFX would be loaded besides the new pair.
+  if (replaces.key !== undefined) delete merged.pfx
+  return merged
 }
 
 /**
  * Swaps the context of `server` for new handshakes; open connections keep theirs. `requestCert` and
- * `rejectUnauthorized` are the server's own properties, which `setSecureContext()` leaves alone.
+ * `rejectUnauthorized` are the server's own properties, which `setSecureContext()` leaves alone. The material is
+ * laid over the server's options as they are at the swap, not as they were when it was validated: a reload that
+ * waited its turn (behind a large CRL) must not bring back the key or the CAs that a reload before it replaced.
  */
 export function swapSecureContext (server: TlsServer, prepared: PreparedContext): void {
-  server.setSecureContext(prepared.options)
+  server.setSecureContext(overlay(contextOf(server), prepared.replaces))
 }
 
 /**

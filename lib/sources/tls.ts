@@ -5,10 +5,46 @@ import { certificateFields, type CertificateFields, type ClientCertIdentity } fr
 
 const kGuarded = Symbol('fastify-client-cert.guarded')
 const kFirstHandshake = Symbol('fastify-client-cert.first-handshake')
+const kTrust = Symbol('fastify-client-cert.server-trust')
+
+/**
+ * What belongs to the TLS server rather than to one registration of the plugin (several may share a server):
+ * the client CAs a reload or a watched file swapped in, and the chains clients sent in full handshakes.
+ */
+export interface ServerTrust {
+  /** The client CAs in force since the last swap; `null`: the server's own, as TLS verified with them. */
+  anchors: readonly X509Certificate[] | null
+  /** Counts the swaps: a verdict kept on a connection is good only for the swap it was made under. */
+  generation: number
+  /** A leaf's fingerprint → the leaf as read in its last full handshake, with the intermediates the client sent. */
+  readonly chains: Map<string, X509Certificate>
+}
+
+// Leaves whose sent chain is remembered for resumed sessions, least recently remembered out first.
+const maxRememberedChains = 1000
 
 interface GuardedSocket extends TLSSocket {
   /** The first handshake's Finished message (TLS ≤ 1.2), `null` for TLS 1.3; absent: the plugin never saw the handshake. */
   [kFirstHandshake]?: Buffer | null
+  [kTrust]?: ServerTrust
+}
+
+/** The trust of the server a socket was accepted by (the plugin saw its handshake), else `undefined`. */
+export function socketTrust (socket: TLSSocket): ServerTrust | undefined {
+  return (socket as GuardedSocket)[kTrust]
+}
+
+/** Swaps in the client CAs a reload gave the server, for every registration on it. */
+export function setServerAnchors (server: TlsServer, anchors: readonly X509Certificate[]): void {
+  const trust = serverTrust(server)
+  trust.anchors = anchors
+  trust.generation++
+}
+
+function serverTrust (server: TlsServer): ServerTrust {
+  const marked = server as TlsServer & { [kTrust]?: ServerTrust }
+  marked[kTrust] ??= { anchors: null, generation: 0, chains: new Map() }
+  return marked[kTrust]
 }
 
 /**
@@ -38,8 +74,10 @@ export function guardHandshakes (server: TlsServer): void {
   // Several registrations on one server need one listener.
   if (marked[kGuarded] === true) return
   marked[kGuarded] = true
+  const trust = serverTrust(server)
   server.on('secureConnection', function clientCertFirstHandshake (socket: GuardedSocket) {
     socket.disableRenegotiation()
+    socket[kTrust] = trust
     socket[kFirstHandshake] = socket.getProtocol() === 'TLSv1.3' ? null : socket.getFinished() as Buffer
   })
 }
@@ -62,13 +100,14 @@ export function connectionOf (raw: unknown): { holder: object, socket: TLSSocket
 }
 
 export function readPeer (socket: TLSSocket): TlsPeer {
-  const certificate = socket.getPeerX509Certificate() ?? null
+  let certificate = socket.getPeerX509Certificate() ?? null
   // After a completed handshake (a request arrived) getFinished() always returns the message.
   const finished = socket.getProtocol() === 'TLSv1.3' ? null : socket.getFinished() as Buffer
   if (certificate === null) return { certificate, authorized: false, authorizationError: null, finished }
   const distrust = handshakeDistrust(socket as GuardedSocket, finished)
   // `authorized` alone is not enough: a resumed TLS 1.3 session without a certificate also says authorized.
   const authorized = distrust === null && socket.authorized === true
+  if (authorized) certificate = withSentChain(socketTrust(socket)!, certificate, socket.isSessionReused())
   return {
     certificate,
     authorized,
@@ -76,6 +115,27 @@ export function readPeer (socket: TLSSocket): TlsPeer {
     authorizationError: authorized ? null : distrust ?? String(socket.authorizationError),
     finished
   }
+}
+
+/**
+ * A resumed session (TLS 1.2 or 1.3) brings back the client's certificate but not the intermediates it sent
+ * (Node 20), so a path through them (a SPIFFE binding, a CRL or CA check after a reload) could not be rebuilt
+ * and a client that did nothing wrong would be refused now and then. A full handshake that TLS authorized
+ * remembers its leaf with its links; a resumed session of the same leaf (same DER, by fingerprint) is read with
+ * them. They are only ever candidates for a path, which is still checked up to the anchors signature by
+ * signature, and never stand in for a leaf that TLS did not authorize.
+ */
+function withSentChain (trust: ServerTrust, certificate: X509Certificate, resumed: boolean): X509Certificate {
+  if (certificate.issuerCertificate !== undefined) {
+    if (!resumed) {
+      const { chains } = trust
+      chains.delete(certificate.fingerprint256)
+      chains.set(certificate.fingerprint256, certificate)
+      if (chains.size > maxRememberedChains) chains.delete(chains.keys().next().value!)
+    }
+    return certificate
+  }
+  return resumed ? trust.chains.get(certificate.fingerprint256) ?? certificate : certificate
 }
 
 /** Why the socket's `authorized` cannot speak for its current certificate, or `null` when it can. */
