@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { checkFingerprint, derFromPem, dersFromPem, percentDecode, presentValue } from '../../codecs/cert-encodings.js'
 import { dnEquals } from '../../codecs/dn.js'
-import { certificateNames } from '../../codecs/x509-names.js'
+import { readCertificate } from '../../codecs/x509.js'
 import { CertificateParseError } from '../../codecs/parse-error.js'
 import { spiffeIdFromUris } from '../../codecs/spiffe.js'
 import { parseNodeSAN } from '../../codecs/san.js'
@@ -59,19 +59,24 @@ function fromCertificate (element: XfccElement): ForwardedCert {
   const result = forwarded(leaf, chain, true, null)
   if (element.subject !== undefined || element.uri.length > 0 || element.dns.length > 0) {
     // The names Envoy wrote beside the certificate were read out of it: any difference is text a SAN
-    // smuggled into the element, so the element is refused rather than partly believed.
-    const certificate = new X509Certificate(leaf)
-    if (element.subject !== undefined && !dnEquals(dnFromHeader(element.subject, 'dn-rfc4514'), certificateNames(leaf).subject)) {
+    // smuggled into the element, so the element is refused rather than partly believed. They are read with the
+    // DER reader; Node's parser (≈100 µs) only for SANs that reader leaves to Node's text.
+    const parsed = readCertificate(leaf)
+    if (element.subject !== undefined && !dnEquals(dnFromHeader(element.subject, 'dn-rfc4514'), parsed.subject)) {
       throw new CertificateParseError('XFCC Subject does not match the forwarded certificate')
     }
-    const san = parseNodeSAN(certificate.subjectAltName)
+    let san = parsed.san
+    if (san === null) {
+      const certificate = new X509Certificate(leaf)
+      san = parseNodeSAN(certificate.subjectAltName)
+      result.certificate = certificate
+    }
     if (element.uri.length > 0 && !sameList(element.uri, san.uri.length === 0 ? [''] : san.uri)) {
       throw new CertificateParseError('XFCC URI does not match the forwarded certificate')
     }
     if (element.dns.length > 0 && !sameList(element.dns, san.dns)) {
       throw new CertificateParseError('XFCC DNS does not match the forwarded certificate')
     }
-    result.certificate = certificate
   }
   return result
 }
