@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util'
 import { makeCertificates } from './lib/certs.js'
 import { SERVER_V8_FLAGS, ServerProcess } from './lib/child.js'
 import { runChurn, summarizeChurn, churnSvg } from './lib/churn.js'
+import { runCrlScale, summarizeCrlScale } from './lib/crl-scale.js'
 import { CertificateForge, nginxEscape } from './lib/forge.js'
 import { clientPerCertificate, closeAll, handshakeRound, plainPool, pool, probe, round } from './lib/load.js'
 import { findNginx, startNginx } from './lib/nginx.js'
@@ -28,8 +29,8 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const root = join(here, '..')
 
 const SETTINGS = {
-  full: { roundMs: 2000, warmupMs: 2000, cycles: 8, many: 200, cold: { count: 12_000 }, handshakeInflight: 8, micro: { rounds: 5, timeMs: 300, warmupMs: 100 }, profileMs: 3000, churn: 1_000_000, churnSampleMs: 2000 },
-  quick: { roundMs: 700, warmupMs: 500, cycles: 5, many: 40, cold: { count: 12_000 }, handshakeInflight: 8, micro: { rounds: 3, timeMs: 60, warmupMs: 20 }, profileMs: 1000, churn: 100_000, churnSampleMs: 1000 }
+  full: { roundMs: 2000, warmupMs: 2000, cycles: 8, many: 200, cold: { count: 12_000 }, handshakeInflight: 8, micro: { rounds: 5, timeMs: 300, warmupMs: 100 }, profileMs: 3000, churn: 1_000_000, churnSampleMs: 2000, crlScale: { count: 1_000_000, runs: 3, rounds: 9, batch: 200_000 } },
+  quick: { roundMs: 700, warmupMs: 500, cycles: 5, many: 40, cold: { count: 12_000 }, handshakeInflight: 8, micro: { rounds: 3, timeMs: 60, warmupMs: 20 }, profileMs: 1000, churn: 100_000, churnSampleMs: 1000, crlScale: { count: 1_000_000, runs: 1, rounds: 5, batch: 100_000 } }
 }
 // Requests in flight at any time, in every HTTP comparison.
 const INFLIGHT = 32
@@ -45,6 +46,8 @@ function usage () {
              (a missed target is always profiled)
   --only     comma-separated rows: ${ROWS.join(', ')} (http: every HTTP row but churn);
              default: all but churn. A partial run writes under results/[quick/]only-<rows>/
+             crl-scale: a CRL of 1,000,000 entries through RevocationList.load (load time, longest event-loop
+             delay, peak RSS, lookup ns), each measurement in a fresh process; the CRL is cached in the OS temp dir
   --churn    add the churn row: N distinct certificates (default 1,000,000; with --quick 100,000); the full
              run writes docs/benchmarks-churn.svg
   --from     re-render the table, latest.md and chart.svg from a results JSON, without measuring`
@@ -96,7 +99,7 @@ function machine (quick, settings, nginx) {
 }
 
 // Every selectable row: the HTTP comparisons, the micro benchmarks, and the churn (not in the default set).
-export const ROWS = ['tls', 'h2', 'nginx-hit', 'nginx-miss', 'cold', 'handshake', 'micro', 'churn']
+export const ROWS = ['tls', 'h2', 'nginx-hit', 'nginx-miss', 'cold', 'handshake', 'micro', 'crl-scale', 'churn']
 const DEFAULT_ROWS = ROWS.filter((row) => row !== 'churn')
 // Older spellings of --only.
 const ALIASES = { http: ['tls', 'h2', 'nginx-hit', 'nginx-miss', 'cold', 'handshake'] }
@@ -458,6 +461,7 @@ async function main () {
   const suites = []
   let micro = null
   let churn = null
+  let crlScale = null
   try {
     if (rows.includes('micro')) {
       log('micro benchmarks')
@@ -473,6 +477,10 @@ async function main () {
       log(suite.title)
       suites.push(await runSuite(suite, { certs, settings, nginx, stamp, profileAll: values.profile === true, profiles, aborts, headerSets }))
     }
+    if (rows.includes('crl-scale')) {
+      log(`crl-scale: a CRL of ${settings.crlScale.count.toLocaleString('en-US')} entries`)
+      crlScale = await runCrlScale({ ...settings.crlScale, log })
+    }
     if (rows.includes('churn')) {
       const count = churnCount ?? settings.churn
       log(`churn: ${count.toLocaleString('en-US')} distinct certificates through the nginx preset, default cache`)
@@ -485,10 +493,11 @@ async function main () {
   const summary = {
     http: suites.flatMap((suite) => suite.skipped === undefined ? summarizeSuite(suite) : []),
     micro: micro === null ? null : summarizeMicro(micro),
-    churn: churn === null ? null : summarizeChurn(churn)
+    churn: churn === null ? null : summarizeChurn(churn),
+    crlScale: crlScale === null ? null : summarizeCrlScale(crlScale)
   }
   summary.targets = evaluateTargets(summary)
-  const results = { meta, suites, micro, churn, summary, profiles: profiles.map(({ summary, ...rest }) => ({ ...rest, top: summary })), notes: [] }
+  const results = { meta, suites, micro, churn, crlScale, summary, profiles: profiles.map(({ summary, ...rest }) => ({ ...rest, top: summary })), notes: [] }
   results.notes = notesFor(results, settings.many)
   const text = textReport(results)
   console.log(text)

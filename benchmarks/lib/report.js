@@ -1,5 +1,6 @@
 // The figures as a plain-text table (stdout), a Markdown table (for the README) and an SVG chart of the
 // ratios with their min–max spread.
+import { crlScaleText } from './crl-scale.js'
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
 
@@ -24,6 +25,8 @@ function targetValue (t) {
   if (t.value === null) return 'not measured'
   if (t.unit === 'ns') return withSpread(t.value, formatNs)
   if (t.unit === 'µs') return withSpread(t.value, (v) => signedUs(v) + ' µs')
+  if (t.unit === 'ms') return withSpread(t.value, (v) => fixed(v, 1) + ' ms')
+  if (t.unit === 'B') return withSpread(t.value, (v) => fixed(v, 1) + ' B')
   return withSpread(t.value, ratio)
 }
 const ratio = (v) => fixed(v, 2)
@@ -89,6 +92,7 @@ export function textReport (results) {
     out.push('', table(['ratio', 'median [min–max]'], summary.micro.ratios.map((r) => [r.label, withSpread(r.ratio, ratio)])))
   }
   if (summary.churn != null) out.push('', ...churnLines(summary.churn))
+  if (summary.crlScale != null) out.push('', crlScaleText(summary.crlScale))
   out.push('', 'Targets (judged on the median; the spread is min–max over rounds)')
   for (const target of summary.targets) {
     if (target.value === null) continue
@@ -126,6 +130,7 @@ export function markdownReport (results) {
     out.push('')
   }
   if (summary.churn != null) out.push(...churnLines(summary.churn).map((line) => line.replace(/^ {2}/, '- ')), '')
+  if (summary.crlScale != null) out.push(...crlScaleText(summary.crlScale).split('\n').map((line) => line.replace(/^ {2}/, '- ')), '')
   out.push(mdRow(['target', 'median [min–max]', '']), mdRow(['---', '---:', '---']))
   for (const t of summary.targets) {
     if (t.value === null) continue

@@ -27,7 +27,12 @@ main(process.argv.slice(2), {
   stderr: stderr.write,
   stdin: async () => await buffer(process.stdin),
   env: process.env,
-  cwd: process.cwd()
+  cwd: process.cwd(),
+  stopped: () => {
+    const controller = new AbortController()
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { controller.abort() })
+    return controller.signal
+  }
 }).then((code) => {
   stdout.settled((error) => {
     // A reader that closed the pipe (`inspect … | head -1`) has what it wanted: the exit code stays the

@@ -8,20 +8,25 @@ import { absolute, CliError, display, makeDir, UsageError, writeOutput } from '.
 import { digestFor, generateKey, keyLabel, keyType, keyTypes, randomSerial } from './keys.js'
 import { openssl } from './openssl.js'
 import { caConfig, extensionSection, layout, opensslSubject, subjectFromText, type Layout } from './pki.js'
+import { revocationExtensionLines, revocationUrls } from './urls.js'
 
-const extensions = [
-  extensionSection('v3_root', [
-    'basicConstraints = critical,CA:TRUE',
-    'keyUsage = critical,keyCertSign,cRLSign',
-    'subjectKeyIdentifier = hash'
-  ]),
-  extensionSection('v3_intermediate', [
-    'basicConstraints = critical,CA:TRUE,pathlen:0',
-    'keyUsage = critical,keyCertSign,cRLSign',
-    'subjectKeyIdentifier = hash',
-    'authorityKeyIdentifier = keyid:always'
-  ])
-].join('\n')
+/** The extension sections of a root and its intermediate; `crlUrls` go into the intermediate (the root's CRL lists it). */
+function extensions (crlUrls: string[]): string {
+  return [
+    extensionSection('v3_root', [
+      'basicConstraints = critical,CA:TRUE',
+      'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectKeyIdentifier = hash'
+    ]),
+    extensionSection('v3_intermediate', [
+      'basicConstraints = critical,CA:TRUE,pathlen:0',
+      'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid:always',
+      ...revocationExtensionLines({ crl: crlUrls, ocsp: [] })
+    ])
+  ].join('\n')
+}
 
 /** Files of a previous CA that `--force` removes, so nothing of it (an intermediate, its database) lingers. */
 function clearPrevious (files: Layout): void {
@@ -29,7 +34,7 @@ function clearPrevious (files: Layout): void {
     files.intermediateKey, files.intermediateCert, files.index, `${files.index}.attr`, `${files.index}.old`,
     `${files.index}.attr.old`, files.serial, `${files.serial}.old`, files.crlNumber, `${files.crlNumber}.old`,
     files.rootIndex, `${files.rootIndex}.attr`, `${files.rootIndex}.old`, `${files.rootIndex}.attr.old`,
-    files.rootCrlNumber, `${files.rootCrlNumber}.old`, files.crl, files.certs
+    files.rootCrlNumber, `${files.rootCrlNumber}.old`, files.crl, files.certs, files.ocspKey, files.ocspCert
   ]) {
     rmSync(path, { recursive: true, force: true })
   }
@@ -58,6 +63,8 @@ async function run ({ io, values, say }: Context): Promise<unknown> {
   if (!withIntermediate && (values['intermediate-days'] !== undefined || values['intermediate-subject'] !== undefined)) {
     throw new UsageError('--intermediate-days and --intermediate-subject need --intermediate')
   }
+  const { crl: crlUrls } = revocationUrls(values)
+  if (!withIntermediate && crlUrls.length > 0) throw new UsageError('--crl-url needs --intermediate: it goes into the intermediate (a root is checked by no CRL)')
   const tag = randomSerial().slice(0, 6)
   const rootSubject = subjectFromText(stringOption(values, 'subject') ?? `CN=Development Root CA ${tag},O=fastify-client-cert development`, '--subject')
   const intermediateSubject = subjectFromText(
@@ -78,7 +85,7 @@ async function run ({ io, values, say }: Context): Promise<unknown> {
   try {
     const rootKeyPem = generateKey(type)
     const digest = `-${digestFor(createPrivateKey(rootKeyPem))}`
-    writeFileSync(join(work, 'openssl.cnf'), caConfig(files, 'root', digest.slice(1), extensions))
+    writeFileSync(join(work, 'openssl.cnf'), caConfig(files, 'root', digest.slice(1), extensions(crlUrls)))
     writeFileSync(join(work, 'root.key'), rootKeyPem, { mode: 0o600 })
     openssl(io, ['req', '-x509', '-new', '-config', 'openssl.cnf', '-utf8', '-key', 'root.key', '-subj', opensslSubject(rootSubject),
       '-days', String(days), '-extensions', 'v3_root', '-set_serial', `0x${randomSerial()}`, digest, '-out', 'root.crt'], { cwd: work })
@@ -123,10 +130,11 @@ async function run ({ io, values, say }: Context): Promise<unknown> {
       say(`Intermediate CA (issues the certificates): ${intermediate.subject}, valid until ${intermediate.notAfter}`)
       say(`  ${show(files.intermediateCert)}  certificate`)
       say(`  ${show(files.intermediateKey)}  private key (keep it secret)`)
+      for (const url of crlUrls) say(`  CRL of the root at ${url}`)
     }
     say(`  ${show(files.bundle)}  the CA certificate${intermediate === null ? '' : 's'} to trust for client certificates (Fastify https.ca, nginx ssl_client_certificate, proxy.ca)`)
     say(`Next: fastify-client-cert issue alice --dir ${show(dir)} --email alice@example.com`)
-    return { dir, keyType: type, root, intermediate, bundle: files.bundle }
+    return { dir, keyType: type, root, intermediate: intermediate === null ? null : { ...intermediate, crlUrls }, bundle: files.bundle }
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
@@ -144,6 +152,7 @@ export const caCommand: Command = {
     'key-type': { type: 'string' },
     days: { type: 'string' },
     'intermediate-days': { type: 'string' },
+    'crl-url': { type: 'string', multiple: true },
     force: { type: 'boolean' }
   },
   help: `Creates a certificate authority for development and tests, with the database "issue", "revoke" and "crl"
@@ -156,6 +165,8 @@ use (it is openssl's own: "openssl ca" can use it too).
   --key-type <type>            ${keyTypes.join(', ')} (default: ec-p256)
   --days <n>                   root validity in days (default: 3650)
   --intermediate-days <n>      intermediate validity (default: 1825, at most --days)
+  --crl-url <url>              where the root's CRL is published ("crl" writes it beside the intermediate's),
+                               put in the intermediate's cRLDistributionPoints (http or https, repeatable)
   --force                      replace an existing CA: every certificate it issued stops verifying`,
   run
 }

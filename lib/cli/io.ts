@@ -8,6 +8,11 @@ export interface CliIo {
   stdin: () => Promise<Buffer>
   env: Readonly<Record<string, string | undefined>>
   cwd: string
+  /**
+   * For a command that runs until stopped (`ocsp`): a signal that aborts on Ctrl-C or SIGTERM. Asked for only
+   * by such a command, so that every other command keeps the default handling of those signals.
+   */
+  stopped?: () => AbortSignal
 }
 
 /** A failure the user can fix (bad input, missing file, wrong password): printed as is, exit code 1. */

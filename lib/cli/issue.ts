@@ -10,6 +10,7 @@ import { absolute, CliError, display, makeDir, UsageError, writeOutput } from '.
 import { digestFor, generateKey, keyLabel, keyType, keyTypes, randomSerial } from './keys.js'
 import { openssl, PASSWORD_VARIABLE } from './openssl.js'
 import { caConfig, configValue, extensionSection, loadIssuer, opensslSubject, subjectFromText } from './pki.js'
+import { revocationExtensionLines, revocationUrls, urlHelp, urlOptions } from './urls.js'
 
 // A file name on every platform: no separators, no leading dot.
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/
@@ -91,6 +92,7 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
   const format = oneOf(values, 'p12-format', p12Formats, 'compat')
   const subject = subjectFromText(stringOption(values, 'subject') ?? `CN=${name}`, '--subject')
   const sans = collectSans(values)
+  const urls = revocationUrls(values)
   if (server) addServerName(sans, name)
   const sanCount = sans.email.length + sans.dns.length + sans.uri.length + sans.ip.length
   if (subject.length === 0 && sanCount === 0) throw new UsageError('a certificate with an empty --subject needs at least one SAN (--email, --dns, --uri, --spiffe, --ip)')
@@ -126,7 +128,8 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
       `keyUsage = critical,digitalSignature${server && type.startsWith('rsa') ? ',keyEncipherment' : ''}`,
       `extendedKeyUsage = ${server ? 'serverAuth' : 'clientAuth'}`,
       'subjectKeyIdentifier = hash',
-      'authorityKeyIdentifier = keyid:always'
+      'authorityKeyIdentifier = keyid:always',
+      ...revocationExtensionLines(urls)
     ]
     // RFC 5280 4.2.1.6: with an empty subject the SANs are the identity, and the extension is critical.
     if (sanCount > 0) extension.push(`subjectAltName = ${subject.length === 0 ? 'critical,' : ''}@leaf_san`)
@@ -162,6 +165,8 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
     const show = (path: string): string => display(io.cwd, path)
     say(`Issued ${fields.subject === '' ? '(empty subject)' : fields.subject} by ${fields.issuer}`)
     say(`  serial ${fields.serialNumber}, valid until ${fields.notAfter!.toISOString()}`)
+    for (const url of urls.crl) say(`  CRL at ${url}`)
+    for (const url of urls.ocsp) say(`  OCSP at ${url}`)
     say(`  ${show(paths.key)}  private key (keep it secret)`)
     say(`  ${show(paths.cert)}  certificate`)
     say(`  ${show(paths.chain)}  certificate and the intermediate CA${server ? ' (what a server presents)' : ' (what a client presents, e.g. curl --cert)'}`)
@@ -179,6 +184,8 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
       fingerprint256: fields.fingerprint256,
       notBefore: fields.notBefore,
       notAfter: fields.notAfter,
+      crlUrls: urls.crl,
+      ocspUrls: urls.ocsp,
       key: paths.key,
       certificate: paths.cert,
       chain: paths.chain,
@@ -193,7 +200,7 @@ async function run ({ io, values, operand, say }: Context): Promise<unknown> {
 
 export const issueCommand: Command = {
   summary: 'issue a client certificate (key, certificate, PKCS#12)',
-  usage: 'issue <name> [--dir pki] [--subject "CN=…,O=…"] [--email …] [--dns …] [--uri …] [--spiffe …] [--days 365] [--json]',
+  usage: 'issue <name> [--dir pki] [--subject "CN=…,O=…"] [--email …] [--dns …] [--uri …] [--spiffe …] [--days 365] [--crl-url …] [--ocsp-url …] [--json]',
   operand: 'required',
   options: {
     dir: { type: 'string' },
@@ -210,7 +217,8 @@ export const issueCommand: Command = {
     'p12-format': { type: 'string' },
     server: { type: 'boolean' },
     p12: { type: 'boolean' },
-    force: { type: 'boolean' }
+    force: { type: 'boolean' },
+    ...urlOptions
   },
   help: `Issues a certificate with the clientAuth usage, signed by the CA in --dir, and writes <name>.key,
 <name>.crt, <name>.chain.pem and a password-protected <name>.p12 that browsers and keychains import.
@@ -222,6 +230,7 @@ export const issueCommand: Command = {
   --email, --dns, --uri, --ip <value>   subject alternative names (repeatable)
   --spiffe <id>           a SPIFFE ID, as a URI SAN: spiffe://example.org/ns/prod/sa/web
   --days <n>              validity (default: 365)
+${urlHelp}
   --key-type <type>       ${keyTypes.join(', ')} (default: ec-p256)
   --password-file <file>  the PKCS#12 password, first line (default: a generated one, printed once)
   --p12-format <format>   compat (default: imports everywhere, macOS Keychain included) or aes (OpenSSL 3's default)

@@ -5,6 +5,7 @@ import type { Command } from './command.js'
 import { inspectCommand } from './inspect.js'
 import { CliError, UsageError, type CliIo } from './io.js'
 import { issueCommand } from './issue.js'
+import { ocspCommand } from './ocsp.js'
 import { proxyConfigCommand } from './proxy.js'
 import { crlCommand, revokeCommand } from './revoke.js'
 import { jsonText, printable } from './terminal.js'
@@ -16,6 +17,7 @@ const commands: ReadonlyMap<string, Command> = new Map([
   ['issue', issueCommand],
   ['revoke', revokeCommand],
   ['crl', crlCommand],
+  ['ocsp', ocspCommand],
   ['inspect', inspectCommand],
   ['proxy-config', proxyConfigCommand]
 ])

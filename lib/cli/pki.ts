@@ -27,6 +27,9 @@ export interface Layout {
   rootCrlNumber: string
   crl: string
   issued: string
+  /** the delegated OCSP responder of the issuing CA (`ocsp`), made on first use */
+  ocspKey: string
+  ocspCert: string
 }
 
 export function layout (dir: string): Layout {
@@ -44,7 +47,9 @@ export function layout (dir: string): Layout {
     rootIndex: join(dir, 'root-index.txt'),
     rootCrlNumber: join(dir, 'root-crlnumber'),
     crl: join(dir, 'crl.pem'),
-    issued: join(dir, 'issued')
+    issued: join(dir, 'issued'),
+    ocspKey: join(dir, 'ocsp.key'),
+    ocspCert: join(dir, 'ocsp.crt')
   }
 }
 
