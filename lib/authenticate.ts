@@ -18,6 +18,7 @@ import type { UserCache } from './policy/user-cache.js'
 import { judge } from './policy/verdict.js'
 import type { SpiffeBundles } from './policy/spiffe-bundles.js'
 import { REVOCATION_PENDING, type DistributionPoints } from './revocation/distribution-points.js'
+import type { OcspClient } from './revocation/ocsp.js'
 import { publishDecision } from './observability.js'
 import { chainsTo } from './rotation.js'
 
@@ -56,6 +57,8 @@ export interface State {
   spiffe: SpiffeBundles | null
   /** `revocation.distributionPoints`; judge() reads it as one of the trust lists. */
   distributionPoints: DistributionPoints | null
+  /** `revocation.ocsp`; judge() reads it as one of the trust lists. */
+  ocsp: OcspClient | null
   proxy: ProxySource | null
   users: UserCache
   tokens: Map<string, ClientCertIdentity | null> | null
@@ -265,11 +268,14 @@ async function runHooks (state: State, identity: ClientCertIdentity, request: Fa
   return null
 }
 
-/** A verdict that waits for a first CRL download: the download is awaited (bounded by its timeout), then judged again. */
+/**
+ * A verdict that waits for a first CRL download or an OCSP answer: the fetches are awaited (each bounded by its
+ * timeout), then the certificate is judged again.
+ */
 export function revocationPending (state: State, identity: ClientCertIdentity | null): Promise<void> | null {
-  return identity !== null && identity.verifyError === REVOCATION_PENDING && state.distributionPoints !== null
-    ? state.distributionPoints.settled()
-    : null
+  const { distributionPoints: points, ocsp } = state
+  if (identity === null || identity.verifyError !== REVOCATION_PENDING || (points === null && ocsp === null)) return null
+  return Promise.all([points?.settled(), ocsp?.settled()]).then(() => {})
 }
 
 export function onRequestHook (state: State, policy: RoutePolicy) {
@@ -290,7 +296,7 @@ function authenticateRequest (state: State, policy: RoutePolicy, request: Fastif
   }
   const waiting = mayWait ? revocationPending(state, identity) : null
   if (waiting !== null) {
-    // A first CRL download this certificate needs is under way: wait for it (bounded by its timeout), judge again.
+    // A first CRL download or OCSP answer this certificate needs is under way: wait for it (bounded by its timeout), judge again.
     waiting.then(() => authenticateRequest(state, policy, request, done, false), done)
     return
   }

@@ -31,12 +31,16 @@ declare namespace plugin {
   export type IdentitySource = api.IdentitySource
   export type InjectIdentity = api.InjectIdentity
   export type NameRule = api.NameRule
+  export type OcspMode = api.OcspMode
+  export type OcspOptions = api.OcspOptions
+  export type OcspUnknown = api.OcspUnknown
   export type PemOrDerInput = api.PemOrDerInput
   export type ProxyClientCertIdentity = api.ProxyClientCertIdentity
   export type ProxyOptions = api.ProxyOptions
   export type RDN = api.RDN
   export type ResolveUserHook<User = unknown> = api.ResolveUserHook<User>
   export type RevocationOptions = api.RevocationOptions
+  export type RevocationOrder = api.RevocationOrder
   export type SpiffeBundleInput = api.SpiffeBundleInput
   export type SpiffeJwkSet = api.SpiffeJwkSet
   export type SpiffeOptions = api.SpiffeOptions

@@ -34,6 +34,7 @@ export type {
 } from './options.js'
 export type { HttpsMaterial } from './rotation.js'
 export type { DistributionPointMode, DistributionPointOptions, RevocationOptions } from './revocation/distribution-points.js'
+export type { OcspMode, OcspOptions, OcspUnknown, RevocationOrder } from './revocation/ocsp.js'
 export type { SpiffeJwk, SpiffeJwkSet } from './policy/spiffe-bundles.js'
 export type { AllowRules, NameRule } from './policy/allow.js'
 export type { CustomHeaderMapping, XfccOptions } from './sources/presets/types.js'

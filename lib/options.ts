@@ -7,6 +7,7 @@ import { isTrustDomain } from './codecs/spiffe.js'
 import { isJwkSetInput, jwkSetCertificates, type SpiffeBundles, type SpiffeJwkSet } from './policy/spiffe-bundles.js'
 import type { ClientCertIdentity } from './identity.js'
 import { normalizeRevocation, type DistributionPointSettings, type RevocationOptions } from './revocation/distribution-points.js'
+import { normalizeOcsp, type OcspSettings } from './revocation/ocsp.js'
 import { createCustomPreset } from './sources/presets/custom.js'
 import { createEnvoyPreset, type NormalizedXfcc } from './sources/presets/envoy.js'
 import { getPreset, presetNames } from './sources/presets/index.js'
@@ -134,7 +135,10 @@ export interface FastifyClientCertOptions extends UserPropertyOption {
   proxy?: ProxyOptions
   /** PEM or DER CRL(s): revoked certificates are refused in both modes. */
   crl?: PemOrDerInput
-  /** Online revocation: `{ distributionPoints }` downloads the CRLs verified certificates point at. */
+  /**
+   * Online revocation: `{ distributionPoints }` downloads the CRLs verified certificates point at; `{ ocsp }` asks
+   * the leaf's OCSP responder; `order` says which decides when both are on.
+   */
   revocation?: RevocationOptions
   /** SPIFFE trust domains bound to their bundles (federation): see "Workload identity (SPIFFE)". */
   spiffe?: SpiffeOptions
@@ -186,6 +190,8 @@ export interface Settings {
   crl: ReadonlyArray<string | Buffer> | null
   /** `revocation.distributionPoints`, checked; `null` when off. */
   distributionPoints: DistributionPointSettings | null
+  /** `revocation.ocsp` (with `revocation.order`), checked; `null` when off. */
+  ocsp: OcspSettings | null
   allow: AllowPredicate | null
   authorize: AuthorizeHook | null
   resolveUser: ResolveUserHook | null
@@ -513,6 +519,8 @@ export function normalizeOptions (options: unknown): Settings {
     watch,
     crl: options.crl === undefined ? null : pemOrDerList(options.crl, 'crl'),
     distributionPoints: normalizeRevocation(options.revocation),
+    // After normalizeRevocation, which refuses a `revocation` that is not an object.
+    ocsp: normalizeOcsp(options.revocation as Record<string, unknown> | undefined),
     allow: options.allow === undefined ? null : compileAllow(options.allow as AllowRules, 'allow'),
     authorize: optionalFunction<AuthorizeHook>(options.authorize, 'authorize'),
     resolveUser: optionalFunction<ResolveUserHook>(options.resolveUser, 'resolveUser'),

@@ -12,6 +12,7 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { decide, identify, onRequestHook, refusal, revocationPending, testHeader, type State } from './authenticate.js'
 import { certificatesOf, RevocationList, SYNC_LOAD_BYTES } from './revocation/crl.js'
 import { DistributionPoints } from './revocation/distribution-points.js'
+import { OcspClient } from './revocation/ocsp.js'
 import { ClientCertInvalidError, ClientCertInvalidOptionError, ClientCertMissingError } from './errors.js'
 import {
   certificateFields,
@@ -148,35 +149,46 @@ function checkServer (fastify: FastifyInstance, settings: Settings): void {
 }
 
 /**
- * CRLs from distribution points: a new CRL bumps the generation as `reload()` does, downloads start when a TLS
- * handshake with a certificate TLS authorized completes, and stop when the server closes. The anchors direct TLS
- * paths are rebuilt up to are the server's `ca`, read again when `setSecureContext()` replaced it.
+ * The anchors direct TLS paths are rebuilt up to, for online revocation: the server's `ca`, read again when
+ * `setSecureContext()` replaced it.
  */
-function startDistributionPoints (fastify: FastifyInstance, state: State, serverTrust: () => X509Certificate[]): DistributionPoints {
+function serverAnchors (fastify: FastifyInstance, serverTrust: () => X509Certificate[]): () => X509Certificate[] {
   const server = fastify.server as unknown as { ca?: unknown }
   let seen: unknown
   let anchors: X509Certificate[] = []
-  const points = new DistributionPoints(state.settings.distributionPoints!, fastify.log, function clientCertCrlChanged () {
-    state.generation++
-  }, function serverAnchors () {
+  return function serverAnchors () {
     if (server.ca !== seen) {
       seen = server.ca
       anchors = serverTrust()
     }
     return anchors
+  }
+}
+
+/**
+ * Online revocation sources (CRLs from distribution points, OCSP): a changed answer bumps the generation as
+ * `reload()` does, fetches start when a TLS handshake with a certificate TLS authorized completes, and stop when
+ * the server closes.
+ */
+function startOnline<Source extends { prefetch: (leaf: X509Certificate) => void, close: () => void }> (
+  fastify: FastifyInstance,
+  state: State,
+  create: (log: FastifyInstance['log'], onChange: () => void) => Source
+): Source {
+  const source = create(fastify.log, function clientCertRevocationChanged () {
+    state.generation++
   })
   if (state.settings.mode !== 'proxy' && fastify.server instanceof TlsServer) {
-    fastify.server.on('secureConnection', function clientCertPrefetchCrl (socket: TLSSocket) {
+    fastify.server.on('secureConnection', function clientCertPrefetchRevocation (socket: TLSSocket) {
       const certificate = socket.authorized ? socket.getPeerX509Certificate() : undefined
-      if (certificate !== undefined) points.prefetch(certificate)
+      if (certificate !== undefined) source.prefetch(certificate)
     })
   }
-  fastify.addHook('onClose', function clientCertStopCrlDownloads (_instance, done) {
-    points.close()
+  fastify.addHook('onClose', function clientCertStopRevocationFetches (_instance, done) {
+    source.close()
     done()
   })
-  points.start()
-  return points
+  return source
 }
 
 async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptions): Promise<void> {
@@ -190,6 +202,7 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     proxyCa: settings.proxyCa,
     spiffe: settings.spiffe,
     distributionPoints: null,
+    ocsp: null,
     proxy: settings.proxy === null ? null : new ProxySource(settings.proxy, settings.cache.certificates, fastify.server),
     users: new UserCache(settings.cache.users.max, settings.cache.users.ttl),
     tokens: settings.testing ? new Map() : null
@@ -252,7 +265,15 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     return [...(anchors ?? []), ...serverCa]
   }
   if (settings.crl !== null) state.crl = await RevocationList.load(settings.crl, 'crl', trustOf(state.proxyCa))
-  if (settings.distributionPoints !== null) state.distributionPoints = startDistributionPoints(fastify, state, () => trustOf(null))
+  if (settings.distributionPoints !== null || settings.ocsp !== null) {
+    const anchors = serverAnchors(fastify, () => trustOf(null))
+    if (settings.distributionPoints !== null) {
+      const points = startOnline(fastify, state, (log, onChange) => new DistributionPoints(settings.distributionPoints!, log, onChange, anchors))
+      points.start()
+      state.distributionPoints = points
+    }
+    if (settings.ocsp !== null) state.ocsp = startOnline(fastify, state, (log, onChange) => new OcspClient(settings.ocsp!, log, onChange, anchors))
+  }
   // The tail of the reloads still in progress; null when the lists in force are the last ones asked for.
   let pendingReload: Promise<void> | null = null
 

@@ -4,6 +4,7 @@ import fastifyClientCert, {
   type ClientCertReload,
   type FastifyClientCertOptions,
   type HttpsMaterial,
+  type OcspOptions,
   type RevocationOptions,
   type WatchOptions
 } from 'fastify-client-cert'
@@ -44,4 +45,20 @@ test('revocation.distributionPoints: true, or its settings', () => {
   expect({ distributionPoints: { urls: ['http://crl.example.org/ca.crl'], refresh: 60_000, timeout: 2000, maxBytes: 1 << 20, mode: 'soft-fail' as const } }).type.toBeAssignableTo<RevocationOptions>()
   expect({ distributionPoints: { mode: 'lenient' as const } }).type.not.toBeAssignableTo<RevocationOptions>()
   expect({ distributionPoints: { urls: 'http://crl.example.org/ca.crl' } }).type.not.toBeAssignableTo<RevocationOptions>()
+})
+
+test('revocation.ocsp and order', () => {
+  const app = Fastify()
+  app.register(fastifyClientCert, { revocation: { ocsp: true } })
+  app.register(fastifyClientCert, {
+    revocation: {
+      ocsp: { mode: 'soft-fail', url: 'http://ocsp.example.org', nonce: false, timeout: 2000, clockSkew: 60_000, unknown: 'admit', cacheTtl: 600_000, maxBytes: 65_536 },
+      distributionPoints: true,
+      order: 'ocsp-and-crl'
+    }
+  })
+  expect({ unknown: 'good' as const }).type.not.toBeAssignableTo<OcspOptions>()
+  expect({ mode: 'lenient' as const }).type.not.toBeAssignableTo<OcspOptions>()
+  expect({ nonce: 'yes' }).type.not.toBeAssignableTo<OcspOptions>()
+  expect({ ocsp: true, order: 'crl-then-ocsp' as const }).type.not.toBeAssignableTo<RevocationOptions>()
 })

@@ -3,6 +3,7 @@ import type { X509Certificate } from 'node:crypto'
 import { linkedIssuers, verifyChain } from './chain.js'
 import type { RevocationCheck, RevocationList } from '../revocation/crl.js'
 import type { DistributionPoints } from '../revocation/distribution-points.js'
+import type { OcspClient } from '../revocation/ocsp.js'
 import { spiffeVerdict, type SpiffeBundles } from './spiffe-bundles.js'
 import type { CertificateFields } from '../identity.js'
 
@@ -15,6 +16,8 @@ export interface TrustLists {
   spiffe?: SpiffeBundles | null
   /** `revocation.distributionPoints`: CRLs downloaded from where verified certificates point. */
   distributionPoints?: DistributionPoints | null
+  /** `revocation.ocsp`: the leaf's status asked of its OCSP responder. */
+  ocsp?: OcspClient | null
 }
 
 export interface Judged {
@@ -135,17 +138,57 @@ export function judge (
         : revocation(lists.crl, certificate, forwarded(), lists.proxyCa ?? [], now)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }
-  const points = lists.distributionPoints
-  if (points != null) {
+  const points = lists.distributionPoints ?? null
+  const ocsp = lists.ocsp ?? null
+  if (points !== null || ocsp !== null) {
     // Last: only a certificate that verified every other way may make the server fetch what it points at.
     const certificate = whole()
     const check = certificate === null
-      ? points.namesOnly()
-      : forwarded === null
-        ? points.check(certificate, linkedIssuers(certificate), points.anchors(), now)
-        : points.check(certificate, forwarded(), lists.proxyCa ?? [], now)
+      ? onlineNamesOnly(points, ocsp)
+      : online(points, ocsp, certificate, forwarded === null ? linkedIssuers(certificate) : forwarded(),
+        forwarded === null ? (ocsp ?? points!).anchors() : lists.proxyCa ?? [], now)
     recheckAt = Math.min(recheckAt, check.recheckAt)
     if (check.error !== null) return { verified: false, verifyError: check.error, recheckAt }
   }
   return { verified: true, verifyError: null, recheckAt }
+}
+
+interface OnlineCheck {
+  readonly error: string | null
+  readonly recheckAt: number
+}
+
+/**
+ * The online sources, OCSP first: a refusal of its (revoked, unknown, or no answer in strict mode alone) decides.
+ * Then the distribution points' CRLs, along the whole path, or past the leaf when order 'ocsp-then-crl' let a
+ * good OCSP answer settle it. With 'ocsp-then-crl' and both on, OCSP without an answer leaves the leaf to the CRLs.
+ */
+function online (
+  points: DistributionPoints | null,
+  ocsp: OcspClient | null,
+  certificate: X509Certificate,
+  untrusted: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  now: number
+): OnlineCheck {
+  let recheckAt = Infinity
+  let skipLeaf = false
+  if (ocsp !== null) {
+    const fallback = points !== null && ocsp.settings.order === 'ocsp-then-crl'
+    const check = ocsp.check(certificate, untrusted, anchors, now, fallback)
+    if (check.error !== null) return check
+    recheckAt = check.recheckAt
+    skipLeaf = fallback && check.decided
+  }
+  if (points === null) return { error: null, recheckAt }
+  const check = points.check(certificate, untrusted, anchors, now, skipLeaf)
+  return { error: check.error, recheckAt: Math.min(recheckAt, check.recheckAt) }
+}
+
+function onlineNamesOnly (points: DistributionPoints | null, ocsp: OcspClient | null): OnlineCheck {
+  if (ocsp !== null) {
+    const check = ocsp.namesOnly(points !== null && ocsp.settings.order === 'ocsp-then-crl')
+    if (check.error !== null || points === null) return check
+  }
+  return points!.namesOnly()
 }

@@ -8,6 +8,7 @@ import { linkedIssuers } from '../policy/chain.js'
 import { certificationPath } from '../policy/verdict.js'
 import { RevocationList } from './crl.js'
 import { fetchCrl, httpUrl, type FetchLimits, type Validators } from './fetch.js'
+import type { OcspOptions, RevocationOrder } from './ocsp.js'
 
 /**
  * Semantics, documented in the README ("Revocation from distribution points"):
@@ -33,7 +34,7 @@ export interface DistributionPointOptions {
   refresh?: number
   /** Milliseconds a download may take, redirects and body included. Default 5000. */
   timeout?: number
-  /** A CRL larger than this many bytes is refused (its download aborted). Default 33554432 (32 MiB). */
+  /** A CRL larger than this many bytes is refused (its download aborted). Default 67108864 (64 MiB: a CRL of a million entries is about 35 MB). */
   maxBytes?: number
   /** An undici dispatcher (an `Agent`, a `ProxyAgent` for an HTTP proxy); undici's global one by default. */
   dispatcher?: Dispatcher
@@ -44,6 +45,10 @@ export interface DistributionPointOptions {
 export interface RevocationOptions {
   /** `true` for the defaults, or the settings; `false` or absent: distribution points are not used. */
   distributionPoints?: boolean | DistributionPointOptions
+  /** `true` for the defaults, or the settings; `false` or absent: OCSP is not used. */
+  ocsp?: boolean | OcspOptions
+  /** With both on: `'ocsp-then-crl'` (default) or `'ocsp-and-crl'`. */
+  order?: RevocationOrder
 }
 
 export interface DistributionPointSettings extends FetchLimits {
@@ -64,12 +69,12 @@ function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** The `revocation` option, checked; `null` when distribution points are off. */
+/** `revocation.distributionPoints`, checked (and `revocation`'s keys); `null` when distribution points are off. */
 export function normalizeRevocation (value: unknown): DistributionPointSettings | null {
   if (value === undefined) return null
-  if (!isObject(value)) throw new ClientCertInvalidOptionError('revocation', 'must be { distributionPoints }')
+  if (!isObject(value)) throw new ClientCertInvalidOptionError('revocation', 'must be { distributionPoints, ocsp, order }')
   for (const key of Object.keys(value)) {
-    if (key !== 'distributionPoints') throw new ClientCertInvalidOptionError('revocation.' + key, 'is not a known option')
+    if (key !== 'distributionPoints' && key !== 'ocsp' && key !== 'order') throw new ClientCertInvalidOptionError('revocation.' + key, 'is not a known option')
   }
   const option = 'revocation.distributionPoints'
   let points = value.distributionPoints
@@ -94,7 +99,7 @@ export function normalizeRevocation (value: unknown): DistributionPointSettings 
     urls: parsed,
     refresh: positiveInteger(points.refresh, option + '.refresh', 300_000),
     timeout: positiveInteger(points.timeout, option + '.timeout', 5_000),
-    maxBytes: positiveInteger(points.maxBytes, option + '.maxBytes', 32 * 1024 * 1024),
+    maxBytes: positiveInteger(points.maxBytes, option + '.maxBytes', 64 * 1024 * 1024),
     dispatcher: dispatcher as Dispatcher | undefined,
     mode
   }
@@ -249,13 +254,14 @@ export class DistributionPoints {
   /**
    * The status of a verified certificate along its certification path (rebuilt as for CRL files: up to one of
    * `anchors` when they are known, else through what the client or proxy sent), every certificate but the
-   * anchor against the CRLs its distribution points and the configured URLs give for its issuer.
+   * anchor (and the leaf when `skipLeaf`) against the CRLs its distribution points and the configured URLs give for its issuer.
    */
-  check (leaf: X509Certificate, untrusted: readonly X509Certificate[], anchors: readonly X509Certificate[], now: number): PointCheck {
+  check (leaf: X509Certificate, untrusted: readonly X509Certificate[], anchors: readonly X509Certificate[], now: number, skipLeaf = false): PointCheck {
     const path = certificationPath(leaf, untrusted.slice(0, 16), anchors)
     let recheckAt = Infinity
     let worst: PointCheck | null = null
-    for (let i = 0; i < path.length; i++) {
+    // `skipLeaf`: OCSP settled the leaf; its issuers are still checked here.
+    for (let i = skipLeaf ? 1 : 0; i < path.length; i++) {
       const certificate = path[i]!
       if (anchors.some((anchor) => anchor.fingerprint256 === certificate.fingerprint256)) break
       const status = this.#checkOne(certificate, path[i + 1], now)

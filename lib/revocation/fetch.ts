@@ -1,4 +1,4 @@
-// Revocation sources over HTTP: one bounded GET with undici, for CRL distribution points.
+// Revocation sources over HTTP with undici: one bounded GET for CRL distribution points, one bounded POST for OCSP.
 import { request, type Dispatcher } from 'undici'
 
 /**
@@ -64,7 +64,7 @@ export async function fetchCrl (url: URL, validators: Validators, limits: FetchL
     })
     const { statusCode, body } = response
     if (statusCode === 200) {
-      return { kind: 'fresh', body: await readBounded(body, response.headers['content-length'], limits.maxBytes), validators: validatorsOf(response.headers) }
+      return { kind: 'fresh', body: await readBounded(body, response.headers['content-length'], limits.maxBytes, 'the CRL'), validators: validatorsOf(response.headers) }
     }
     discard(body)
     if (statusCode === 304) return { kind: 'not-modified' }
@@ -94,10 +94,10 @@ function validatorsOf (headers: Headers): Validators {
   return { etag: typeof etag === 'string' ? etag : null, lastModified: typeof lastModified === 'string' ? lastModified : null }
 }
 
-async function readBounded (body: Body, length: string | string[] | undefined, maxBytes: number): Promise<Buffer> {
+async function readBounded (body: Body, length: string | string[] | undefined, maxBytes: number, what: string): Promise<Buffer> {
   if (typeof length === 'string' && Number(length) > maxBytes) {
     discard(body)
-    throw new FetchError('the CRL is larger than maxBytes')
+    throw new FetchError(`${what} is larger than maxBytes`)
   }
   const chunks: Buffer[] = []
   let size = 0
@@ -105,9 +105,37 @@ async function readBounded (body: Body, length: string | string[] | undefined, m
     size += (chunk as Buffer).length
     if (size > maxBytes) {
       discard(body)
-      throw new FetchError('the CRL is larger than maxBytes')
+      throw new FetchError(`${what} is larger than maxBytes`)
     }
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks, size)
+}
+
+/**
+ * POSTs an OCSP request (RFC 6960 A.1) and reads the answer: status 200, `application/ocsp-response`, at most
+ * `maxBytes`, all within `timeout`. No redirect is followed: a responder has no reason to send one, and a signed
+ * answer from wherever it pointed would count no more.
+ */
+export async function postOcsp (url: URL, message: Buffer, limits: FetchLimits): Promise<Buffer> {
+  const response = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
+    body: message,
+    signal: AbortSignal.timeout(limits.timeout),
+    dispatcher: limits.dispatcher,
+    headersTimeout: limits.timeout,
+    bodyTimeout: limits.timeout
+  })
+  const { statusCode, body, headers } = response
+  if (statusCode !== 200) {
+    discard(body)
+    throw new FetchError(`HTTP status ${statusCode}`)
+  }
+  const type = headers['content-type']
+  if (typeof type !== 'string' || type.split(';')[0]!.trim().toLowerCase() !== 'application/ocsp-response') {
+    discard(body)
+    throw new FetchError('the answer is not application/ocsp-response')
+  }
+  return await readBounded(body, headers['content-length'], limits.maxBytes, 'the OCSP response')
 }

@@ -290,14 +290,14 @@ t.test('options: revocation.distributionPoints checked at registration', async (
   t.equal(normalizeRevocation(undefined), null)
   t.equal(normalizeRevocation({}), null)
   t.equal(normalizeRevocation({ distributionPoints: false }), null)
-  t.match(normalizeRevocation({ distributionPoints: true }), { urls: [], refresh: 300_000, timeout: 5_000, maxBytes: 32 * 1024 * 1024, mode: 'strict', dispatcher: undefined })
+  t.match(normalizeRevocation({ distributionPoints: true }), { urls: [], refresh: 300_000, timeout: 5_000, maxBytes: 64 * 1024 * 1024, mode: 'strict', dispatcher: undefined })
   const dispatcher = new Agent()
   t.teardown(() => dispatcher.close())
   t.match(normalizeRevocation({ distributionPoints: { urls: ['https://crl.example/a.crl'], refresh: 1, timeout: 2, maxBytes: 3, mode: 'soft-fail', dispatcher } }),
     { refresh: 1, timeout: 2, maxBytes: 3, mode: 'soft-fail', dispatcher })
   const bad: Array<[unknown, RegExp]> = [
     [1, /revocation: must be/],
-    [{ ocsp: true }, /revocation\.ocsp: is not a known option/],
+    [{ oscp: true }, /revocation\.oscp: is not a known option/],
     [{ distributionPoints: 'yes' }, /revocation\.distributionPoints: must be true, false or/],
     [{ distributionPoints: { ttl: 1 } }, /revocation\.distributionPoints\.ttl: is not a known option/],
     [{ distributionPoints: { urls: 'http://a' } }, /urls: must be an array/],
