@@ -11,7 +11,8 @@ import { CertificateForge, NAME_PLACEHOLDER, SERIAL_PLACEHOLDER, toPem } from '.
 
 const run = promisify(execFile)
 
-const CONFIG = `[req]
+/** The openssl configuration the benchmark CAs and certificates are made with: sections ca, server, client. */
+export const OPENSSL_CONFIG = `[req]
 distinguished_name = dn
 prompt = no
 [dn]
@@ -33,7 +34,8 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 `
 
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+/** openssl req arguments for a new P-256 key. */
+export const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
 
 async function openssl (args, cwd) {
   await run('openssl', args, { cwd })
@@ -60,7 +62,7 @@ async function issueClient (dir, name, extra = []) {
 export async function makeCertificates (many) {
   const dir = mkdtempSync(join(tmpdir(), 'fastify-client-cert-bench-'))
   try {
-    writeFileSync(join(dir, 'openssl.cnf'), CONFIG)
+    writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CONFIG)
     await openssl(['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'ca', ...EC, '-keyout', 'ca.key',
       '-out', 'ca.crt', '-subj', '/O=Example Corp/CN=Example Bench CA', '-days', '3'], dir)
     await openssl(['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'server', ...EC,

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { EC, OPENSSL_CONFIG } from './certs.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const FORMAT_VERSION = 1
@@ -92,21 +93,6 @@ function writeCrl (issuerDer, key, count, listed) {
   return tlv(0x30, Buffer.concat([tbs, ECDSA_SHA256, tlv(0x03, Buffer.concat([Buffer.from([0]), signature]))]))
 }
 
-const CONFIG = `[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-`
-
 /**
  * The CA, two client certificates (one listed, one not) and the CRL in DER and PEM, made once per entry count
  * and kept in the OS temp directory. Returns the directory and whether it was made now.
@@ -122,15 +108,14 @@ export function preparedCrl (count, log = () => {}) {
   mkdirSync(dir, { recursive: true })
   const started = performance.now()
   const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
-  writeFileSync(join(dir, 'openssl.cnf'), CONFIG)
-  const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+  writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CONFIG)
   openssl('req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Bench Million CRL CA/O=fastify-client-cert benchmarks', '-days', '60',
     '-config', 'openssl.cnf', '-extensions', 'ca')
   const serials = { listed: '5EED' + randomBytes(14).toString('hex').toUpperCase(), other: '0BAD' + randomBytes(14).toString('hex').toUpperCase() }
   for (const [name, serial] of Object.entries(serials)) {
     openssl('req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`, '-config', 'openssl.cnf')
     openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', `0x${serial}`, '-days', '30',
-      '-extfile', 'openssl.cnf', '-extensions', 'leaf', '-out', `${name}.pem`)
+      '-extfile', 'openssl.cnf', '-extensions', 'client', '-out', `${name}.pem`)
   }
   const ca = new X509Certificate(readFileSync(join(dir, 'ca.pem')))
   const der = writeCrl(subjectDer(ca.raw), createPrivateKey(readFileSync(join(dir, 'ca.key'))), count, [serials.listed])

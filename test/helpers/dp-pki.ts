@@ -22,7 +22,8 @@ export interface DpPki {
   cleanup: () => void
 }
 
-function files (dir: string, name: string): CertFiles {
+/** The certificate and key files openssl wrote as `<name>.pem` and `<name>.key` in `dir`. */
+export function files (dir: string, name: string): CertFiles {
   const certPath = join(dir, name + '.pem')
   const keyPath = join(dir, name + '.key')
   const certPem = readFileSync(certPath, 'latin1')

@@ -6,7 +6,7 @@
 // crafted here and signed with node:crypto.
 import { execFile, execFileSync } from 'node:child_process'
 import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -16,6 +16,7 @@ import { promisify } from 'node:util'
 import { Cursor } from '../../lib/codecs/der.js'
 import type { CertFiles } from './certs.js'
 import { oid, seq, tlv } from './der-writer.js'
+import { files } from './dp-pki.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -35,14 +36,6 @@ export interface OcspPki {
   revoke: (certificate: CertFiles) => void
   readonly index: string
   cleanup: () => void
-}
-
-function files (dir: string, name: string): CertFiles {
-  const certPath = join(dir, name + '.pem')
-  const keyPath = join(dir, name + '.key')
-  const certPem = readFileSync(certPath, 'latin1')
-  const der = Buffer.from(certPem.replace(/-----[^-]+-----|\s/g, ''), 'base64')
-  return { name, certPem, keyPem: readFileSync(keyPath, 'latin1'), certPath, keyPath, der }
 }
 
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
