@@ -3,7 +3,7 @@ import { formatDN, type RDN } from './codecs/dn.js'
 import { CertificateParseError } from './codecs/parse-error.js'
 import { parseNodeSAN, type SubjectAltNames } from './codecs/san.js'
 import { spiffeIdFromUris } from './codecs/spiffe.js'
-import { fingerprint256Of, freezeRDNs, readCertificate, x509Of } from './codecs/x509.js'
+import { fingerprint256Of, freezeRDNs, readCertificate, x509Of, type ParsedCertificate } from './codecs/x509.js'
 
 /** Where the certificate reached the app from. */
 export type IdentitySource = 'tls' | 'proxy'
@@ -204,8 +204,7 @@ export function withCertificate<T extends object> (target: T, slot: CertificateS
  * `X509Certificate` (`built`, given or not) is built only when something reads `certificate`.
  * Throws CertificateParseError for anything the reader refuses, which covers all OpenSSL refuses.
  */
-export function fieldsFromDer (der: Buffer, built?: X509Certificate): CertificateFields {
-  const parsed = readCertificate(der)
+export function fieldsFromDer (der: Buffer, built?: X509Certificate, parsed: ParsedCertificate = readCertificate(der)): CertificateFields {
   const slot: CertificateSlot = { certificate: built, der }
   const subjectRDNs = freezeRDNs(parsed.subject)
   const issuerRDNs = parsed.issuer

@@ -101,7 +101,8 @@ export function microTasks ({ client, many, ca }) {
   const uncached = new ProxySource(settings.proxy, { ...settings.cache.certificates, max: 0 }, null)
   // The plugin reads Node's rawHeaders: a fresh array each request, names as the proxy spelled them.
   const raw = rawHeaders(headers.nginx)
-  // Only a certificate that verified is kept: the plugin settles each lookup after its verdict.
+  // Only a certificate that verified is kept, from its second sighting: the plugin settles each lookup after its verdict.
+  cached.settle(cached.lookup(raw, peer), true)
   cached.settle(cached.lookup(raw, peer), true)
   const manyRaw = many.map((c) => rawHeaders(presetHeaders(c, ca).nginx))
   let m = 0

@@ -287,3 +287,14 @@ export function checkFingerprint (der: Buffer | null, fingerprint: string, what:
   }
   return normalized
 }
+
+/**
+ * The bytes in a memory block of their own. Base64 decoding hands out small buffers as slices of Node's shared
+ * 8 KB pool: a cached forward would keep the whole block alive (measured: 4 KB a cached certificate).
+ */
+export function ownBuffer (der: Buffer): Buffer {
+  if (der.byteLength === der.buffer.byteLength) return der
+  const copy = Buffer.allocUnsafeSlow(der.length)
+  der.copy(copy)
+  return copy
+}

@@ -445,6 +445,7 @@ class Crl {
   constructor (
     readonly issuerDer: string,
     readonly names: NameKeys,
+    readonly thisUpdate: number,
     readonly nextUpdate: number,
     readonly serials: SerialIndex,
     readonly tbs: Buffer,
@@ -532,7 +533,7 @@ function * parseCrl (der: Buffer): Steps<Crl> {
   }
   const issuer = tbs.read(SEQUENCE, 'the CRL issuer')
   const names = nameKeys(tbs, issuer)
-  readTime(tbs, 'thisUpdate')
+  const thisUpdate = readTime(tbs, 'thisUpdate')
   const next = tbs.peek()
   const nextUpdate = next === UTC_TIME || next === GENERALIZED_TIME ? readTime(tbs, 'nextUpdate') : Infinity
 
@@ -570,6 +571,7 @@ function * parseCrl (der: Buffer): Steps<Crl> {
   return new Crl(
     der.toString('latin1', issuer.start, issuer.end),
     names,
+    thisUpdate,
     nextUpdate,
     yield * serials.build(),
     der.subarray(tbsTlv.start, tbsTlv.end),
@@ -846,6 +848,8 @@ export class RevocationList {
   readonly #byIssuerDer = new Map<string, Group>()
   readonly #byIssuerKey = new Map<string, Group>()
   readonly #byLooseKey = new Map<string, Group[]>()
+  /** Per issuer that a trusted certificate of its name signed a CRL of: the latest such CRL's thisUpdate. */
+  readonly #signedAt = new Map<string, number>()
 
   private constructor (crls: readonly Crl[], trust: readonly X509Certificate[]) {
     this.size = crls.length
@@ -874,6 +878,7 @@ export class RevocationList {
       const named = signers.get(group.exact)
       // The signatures were checked before: `bind` and `bindLater` do it.
       group.counting = named === undefined ? group.all : group.all.filter((crl) => named.some((signer) => crl.verdict(signer) === true))
+      if (named !== undefined && group.counting.length > 0) this.#signedAt.set(group.exact, Math.max(...group.counting.map((crl) => crl.thisUpdate)))
     }
     Object.freeze(this)
   }
@@ -956,6 +961,19 @@ export class RevocationList {
   checkBy (cert: X509Certificate, issuer: X509Certificate, now: number = Date.now()): RevocationCheck | null {
     const status = this.#check(cert, issuer, now, false, NOT_COVERED)
     return status === NOT_COVERED ? null : status
+  }
+
+  /**
+   * Whether this list, downloaded again from where `previous` came, steps back: for an issuer whose CRL in
+   * `previous` a trusted certificate of that name signed, it holds no such CRL, or only older ones (thisUpdate).
+   * Whoever is on the path to a CRL host can serve an older CRL that is still current, or another issuer's: neither
+   * may undo a revocation already seen.
+   */
+  stepsBack (previous: RevocationList): boolean {
+    for (const [issuer, signedAt] of previous.#signedAt) {
+      if (!((this.#signedAt.get(issuer) ?? -Infinity) >= signedAt)) return true
+    }
+    return false
   }
 
   /** Whether a CRL of the list names `issuer` and was signed by its key, which may sign CRLs (bound with it as trust). */

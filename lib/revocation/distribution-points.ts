@@ -258,13 +258,18 @@ export class DistributionPoints {
    */
   check (leaf: X509Certificate, untrusted: readonly X509Certificate[], anchors: readonly X509Certificate[], now: number, skipLeaf = false): PointCheck {
     const path = certificationPath(leaf, untrusted.slice(0, 16), anchors)
+    const isAnchor = (certificate: X509Certificate): boolean => anchors.some((anchor) => anchor.fingerprint256 === certificate.fingerprint256)
+    // A path that reaches no anchor (behind a proxy without proxy.ca) holds, past the leaf the proxy verified,
+    // certificates nobody verified: one can bear the CA's name and key under an issuer of the client's making, and
+    // name any URL. Their distribution points are not fetched; only those verified certificates already named are used.
+    const anchored = path.some(isAnchor)
     let recheckAt = Infinity
     let worst: PointCheck | null = null
     // `skipLeaf`: OCSP settled the leaf; its issuers are still checked here.
     for (let i = skipLeaf ? 1 : 0; i < path.length; i++) {
       const certificate = path[i]!
-      if (anchors.some((anchor) => anchor.fingerprint256 === certificate.fingerprint256)) break
-      const status = this.#checkOne(certificate, path[i + 1], now)
+      if (isAnchor(certificate)) break
+      const status = this.#checkOne(certificate, path[i + 1], now, i === 0 || anchored)
       if (status.error === 'CERT_REVOKED') return status
       recheckAt = Math.min(recheckAt, status.recheckAt)
       if (status.error !== null && worst === null) worst = status
@@ -272,10 +277,11 @@ export class DistributionPoints {
     return worst ?? (recheckAt === Infinity ? NOT_CHECKED : { error: null, recheckAt })
   }
 
-  #checkOne (certificate: X509Certificate, issuer: X509Certificate | undefined, now: number): PointCheck {
-    const own = distributionPointsOf(certificate)
+  #checkOne (certificate: X509Certificate, issuer: X509Certificate | undefined, now: number, verified: boolean): PointCheck {
+    const named = distributionPointsOf(certificate)
+    const own = verified ? named : named.filter((href) => this.#entries.has(href))
     // The top of a path that reached no anchor: whatever CRL its distribution points give, no key can check it.
-    if (issuer === undefined) return own.length === 0 ? NOT_CHECKED : this.#unavailable('REVOCATION_UNAVAILABLE', null, 'the issuer of a certificate is unknown')
+    if (issuer === undefined) return named.length === 0 ? NOT_CHECKED : this.#unavailable('REVOCATION_UNAVAILABLE', null, 'the issuer of a certificate is unknown')
     // Set by revokedBy below; declared wide so that the checks after it are not narrowed away.
     let current = false as boolean
     let expired = null as Entry | null
@@ -293,7 +299,9 @@ export class DistributionPoints {
       const status = entry.list.checkBy(certificate, issuer, now)
       // A CRL that does not name this issuer says nothing of the certificate; one not signed by it, as little.
       if (status === null || status.error === 'CRL_SIGNATURE_FAILURE' || status.error === 'UNABLE_TO_GET_CRL') {
-        if (!entry.configured) missing = entry
+        // A configured URL may serve other issuers' CRLs; but one that names this issuer without its signature is a
+        // forgery (or a key it no longer holds), and must not let the issuer's certificates pass as not covered.
+        if (!entry.configured || status !== null) missing = entry
         return false
       }
       if (status.error === null) {
@@ -381,6 +389,9 @@ export class DistributionPoints {
         const list = await RevocationList.load(fetched.body, entry.url.href, trust)
         if (entry.issuer !== null && !list.counts(entry.issuer)) {
           throw new Error('the CRL does not name the issuer, is not signed by its key, or that key may not sign CRLs')
+        }
+        if (entry.list !== null && list.stepsBack(entry.list)) {
+          throw new Error('the CRL is older than the one kept, or no longer holds a signed CRL of an issuer it did')
         }
         entry.list = list
         entry.validators = fetched.validators

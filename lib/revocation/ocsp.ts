@@ -6,7 +6,7 @@ import { certificationPath } from '../policy/verdict.js'
 import { linkedIssuers } from '../policy/chain.js'
 import { REVOCATION_PENDING } from './distribution-points.js'
 import { httpUrl, postOcsp, type FetchLimits } from './fetch.js'
-import { certIdOf, ocspRequest, readOcspResponse, responderOf, type CertId, type CertStatus } from './ocsp-codec.js'
+import { certIdOf, OcspResponseError, ocspRequest, readOcspResponse, responderOf, type CertId, type CertStatus } from './ocsp-codec.js'
 
 /**
  * Semantics, documented in the README ("OCSP"):
@@ -126,6 +126,8 @@ export interface OcspCheck {
 
 interface Answer {
   readonly status: CertStatus
+  /** The responder's thisUpdate: an answer older than the one kept is a replay (without a nonce), never news. */
+  readonly thisUpdate: number
   /** When a new answer is fetched: nextUpdate, or receipt plus cacheTtl. */
   readonly refreshAt: number
   /** Past this the answer no longer counts: nextUpdate plus clockSkew, or receipt plus cacheTtl. */
@@ -239,8 +241,13 @@ export class OcspClient {
       if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!)
       this.#entries.set(certId.key, entry)
     }
-    const answer = entry.answer !== null && now <= entry.answer.usableUntil ? entry.answer : null
-    if (entry.inFlight === null && now >= (answer === null ? entry.retryAt : answer.refreshAt)) this.#fetch(entry, issuer, answer === null)
+    // A revoked answer stays in force past its nextUpdate until a newer answer replaces it: a revocation is final
+    // (certificateHold aside, which a newer answer lifts), and whoever blocks the responder must not bring a revoked
+    // certificate back once its answer is stale. A listed serial on an expired CRL refuses in the same way.
+    const kept = entry.answer
+    const answer = kept !== null && (now <= kept.usableUntil || kept.status === 'revoked') ? kept : null
+    // After a failure, no new fetch before retryAt, whether or not an answer is still in force.
+    if (entry.inFlight === null && now >= Math.max(entry.retryAt, answer === null ? -Infinity : answer.refreshAt)) this.#fetch(entry, issuer, answer === null)
     if (answer === null) {
       if (entry.inFlight !== null && now < entry.fetchStarted + this.settings.timeout) return PENDING
       return this.#unavailable(fallback, entry, entry.reason ?? 'no answer yet', entry.retryAt)
@@ -288,8 +295,12 @@ export class OcspClient {
       const now = Date.now()
       const single = readOcspResponse(der, { certId: entry.certId, issuer, nonce, now, clockSkew: settings.clockSkew, maxAge: settings.cacheTtl })
       const previous = entry.answer
+      // Without a nonce, anyone on the path can replay an answer signed before the revocation that is still within
+      // its nextUpdate: it must not replace a newer one.
+      if (previous !== null && single.thisUpdate < previous.thisUpdate) throw new OcspResponseError('the answer is older than the one kept')
       entry.answer = {
         status: single.status,
+        thisUpdate: single.thisUpdate,
         refreshAt: single.nextUpdate ?? now + settings.cacheTtl,
         usableUntil: single.nextUpdate === null ? now + settings.cacheTtl : single.nextUpdate + settings.clockSkew
       }

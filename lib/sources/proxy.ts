@@ -6,6 +6,7 @@ import { fieldsFromDer, commonNameOf, freezeRDNs, freezeSan, withCertificate, ty
 import { digestSecret, type CacheSettings, type NormalizedProxy } from '../options.js'
 import { BoundedCache } from './forward-cache.js'
 import { CertificateParseError } from '../codecs/parse-error.js'
+import { ownBuffer } from '../codecs/cert-encodings.js'
 import { readCertificate, x509Of } from '../codecs/x509.js'
 import type { ForwardedCert } from './presets/types.js'
 
@@ -231,13 +232,14 @@ export class ProxySource {
     try {
       forwarded = this.#proxy.preset.decode(function read (name: string) { return values.get(name) })
       if (forwarded === null) return { fields: null, ders: [], chain: noChain, proxyVerified: false, proxyError: null }
-      const der = forwarded.der === null ? null : own(forwarded.der)
-      const ders = forwarded.chain.map(own)
+      const der = forwarded.der === null ? null : ownBuffer(forwarded.der)
+      const ders = forwarded.chain.map(ownBuffer)
       // Refused here what OpenSSL would refuse, so that building them later cannot fail.
       for (const certificate of ders) readCertificate(certificate)
       let chain: X509Certificate[] | undefined
       return {
-        fields: der === null ? fieldsFromParts(forwarded) : fieldsFromDer(der, forwarded.certificate),
+        // A preset's own reading of the DER is reused when it read these very bytes (not a slice since copied).
+        fields: der === null ? fieldsFromParts(forwarded) : fieldsFromDer(der, forwarded.certificate, der === forwarded.der ? forwarded.parsed : undefined),
         ders: der === null ? ders : [der, ...ders],
         chain: function forwardedChain () { return (chain ??= ders.map((certificate) => x509Of(certificate))) },
         // A proxy that forwards unverified certificates leaves the verdict to proxy.ca (registration requires it).
@@ -248,17 +250,6 @@ export class ProxySource {
       throw badHeader(error)
     }
   }
-}
-
-/**
- * The bytes in a memory block of their own. Base64 decoding hands out small buffers as slices of Node's shared
- * 8 KB pool: a cached forward would keep the whole block alive (measured: 4 KB a cached certificate).
- */
-function own (der: Buffer): Buffer {
-  if (der.byteLength === der.buffer.byteLength) return der
-  const copy = Buffer.allocUnsafeSlow(der.length)
-  der.copy(copy)
-  return copy
 }
 
 const noChain = Object.freeze(function noChain (): readonly X509Certificate[] { return [] })

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto'
-import { checkFingerprint, derFromPem, dersFromPem, percentDecode, presentValue } from '../../codecs/cert-encodings.js'
+import { checkFingerprint, derFromPem, dersFromPem, ownBuffer, percentDecode, presentValue } from '../../codecs/cert-encodings.js'
 import { dnEquals } from '../../codecs/dn.js'
 import { readCertificate } from '../../codecs/x509.js'
 import { CertificateParseError } from '../../codecs/parse-error.js'
@@ -54,7 +54,8 @@ function fromCertificate (element: XfccElement): ForwardedCert {
     der = ders[0]
     chain = ders.slice(1)
   }
-  const leaf = der as Buffer
+  // In a buffer of its own, as the cache keeps it, so that the reading below serves the identity too.
+  const leaf = ownBuffer(der as Buffer)
   if (element.hash !== undefined) checkFingerprint(leaf, element.hash, 'XFCC Hash')
   const result = forwarded(leaf, chain, true, null)
   if (element.subject !== undefined || element.uri.length > 0 || element.dns.length > 0) {
@@ -62,6 +63,7 @@ function fromCertificate (element: XfccElement): ForwardedCert {
     // smuggled into the element, so the element is refused rather than partly believed. They are read with the
     // DER reader; Node's parser (≈100 µs) only for SANs that reader leaves to Node's text.
     const parsed = readCertificate(leaf)
+    result.parsed = parsed
     if (element.subject !== undefined && !dnEquals(dnFromHeader(element.subject, 'dn-rfc4514'), parsed.subject)) {
       throw new CertificateParseError('XFCC Subject does not match the forwarded certificate')
     }

@@ -2,6 +2,7 @@ import type { X509Certificate } from 'node:crypto'
 import type { BundleEncoding, CertificateEncoding, ChainEncoding } from '../../codecs/cert-encodings.js'
 import type { RDN } from '../../codecs/dn.js'
 import type { SubjectAltNames } from '../../codecs/san.js'
+import type { ParsedCertificate } from '../../codecs/x509.js'
 
 /**
  * Reads one request header by lower-case name. Returns undefined when absent. The plugin's implementation
@@ -21,6 +22,8 @@ export interface ForwardedCert {
   verifyError: string | null
   /** `der` parsed, when the preset had to read it already (Envoy checks the names beside it): not parsed twice */
   certificate?: X509Certificate
+  /** `der` read by the project's DER reader, when the preset did so already (Envoy): not read twice */
+  parsed?: ParsedCertificate
   // Fields from DN-only or auxiliary headers, given only when `der` is null (else the caller derives them from `der`).
   // A field the headers do not carry is left out, except `spiffeId`, given whenever `san` is.
   subjectRDNs?: RDN[]
