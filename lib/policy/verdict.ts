@@ -173,16 +173,23 @@ function online (
 ): OnlineCheck {
   let recheckAt = Infinity
   let skipLeaf = false
+  let unanswered = false
   if (ocsp !== null) {
     const fallback = points !== null && ocsp.settings.order === 'ocsp-then-crl'
     const check = ocsp.check(certificate, untrusted, anchors, now, fallback)
     if (check.error !== null) return check
     recheckAt = check.recheckAt
     skipLeaf = fallback && check.decided
+    unanswered = check.unanswered === true
   }
   if (points === null) return { error: null, recheckAt }
   const check = points.check(certificate, untrusted, anchors, now, skipLeaf)
-  return { error: check.error, recheckAt: Math.min(recheckAt, check.recheckAt) }
+  recheckAt = Math.min(recheckAt, check.recheckAt)
+  // OCSP gave no answer and no CRL covers the leaf: nothing decided it, so OCSP's own mode does (strict refuses).
+  if (unanswered && check.error === null && check.leafUnchecked === true && ocsp!.settings.mode === 'strict') {
+    return { error: 'REVOCATION_UNAVAILABLE', recheckAt }
+  }
+  return { error: check.error, recheckAt }
 }
 
 function onlineNamesOnly (points: DistributionPoints | null, ocsp: OcspClient | null): OnlineCheck {

@@ -160,6 +160,8 @@ export interface PointCheck {
   readonly error: 'CERT_REVOKED' | 'CRL_HAS_EXPIRED' | 'REVOCATION_UNAVAILABLE' | typeof REVOCATION_PENDING | null
   /** When the verdict may change without a download: a CRL in use expires. */
   readonly recheckAt: number
+  /** Set when no CRL source (none named, none configured for its issuer) covers the leaf: nothing was decided of it. */
+  readonly leafUnchecked?: true
 }
 
 interface Entry {
@@ -195,6 +197,8 @@ const MIN_DELAY_MS = 1_000
 const SOFT_LOG_MS = 60_000
 
 const NOT_CHECKED: PointCheck = Object.freeze({ error: null, recheckAt: Infinity })
+// Soft-fail's admission of a certificate whose CRL is unavailable: decided, unlike NOT_CHECKED.
+const SOFT_ADMITTED: PointCheck = Object.freeze({ error: null, recheckAt: Infinity })
 
 /**
  * The CRLs of the distribution points verified certificates named, one per URL, each refreshed on its own timer.
@@ -265,16 +269,21 @@ export class DistributionPoints {
     const anchored = path.some(isAnchor)
     let recheckAt = Infinity
     let worst: PointCheck | null = null
+    let leafChecked = skipLeaf
     // `skipLeaf`: OCSP settled the leaf; its issuers are still checked here.
     for (let i = skipLeaf ? 1 : 0; i < path.length; i++) {
       const certificate = path[i]!
       if (isAnchor(certificate)) break
       const status = this.#checkOne(certificate, path[i + 1], now, i === 0 || anchored)
+      // SOFT_ADMITTED is a decision (soft-fail's), NOT_CHECKED none.
+      if (i === 0) leafChecked = status !== NOT_CHECKED
       if (status.error === 'CERT_REVOKED') return status
       recheckAt = Math.min(recheckAt, status.recheckAt)
       if (status.error !== null && worst === null) worst = status
     }
-    return worst ?? (recheckAt === Infinity ? NOT_CHECKED : { error: null, recheckAt })
+    if (worst !== null) return worst
+    if (!leafChecked) return { error: null, recheckAt, leafUnchecked: true }
+    return recheckAt === Infinity ? NOT_CHECKED : { error: null, recheckAt }
   }
 
   #checkOne (certificate: X509Certificate, issuer: X509Certificate | undefined, now: number, verified: boolean): PointCheck {
@@ -335,7 +344,7 @@ export class DistributionPoints {
       holder.softLogged = now
       this.#log.warn({ url: entry?.url.href, verifyError: error }, `fastify-client-cert: revocation unknown (${reason}); soft-fail admits the certificate`)
     }
-    return NOT_CHECKED
+    return SOFT_ADMITTED
   }
 
   readonly #softHolder = { softLogged: -Infinity }

@@ -122,6 +122,8 @@ export interface OcspCheck {
   readonly recheckAt: number
   /** A good answer settled the leaf: CRLs need not be asked about it ('ocsp-then-crl'). */
   readonly decided: boolean
+  /** No usable answer, left to the CRLs ('ocsp-then-crl'): if none covers the leaf, OCSP's own mode decides. */
+  readonly unanswered?: true
 }
 
 interface Answer {
@@ -267,7 +269,7 @@ export class OcspClient {
   }
 
   #unavailable (fallback: boolean, entry: Entry | null, reason: string, recheckAt: number): OcspCheck {
-    if (fallback) return { error: null, recheckAt, decided: false }
+    if (fallback) return { error: null, recheckAt, decided: false, unanswered: true }
     const strict = this.settings.mode === 'strict'
     if (this.#mayWarn()) {
       this.#log.warn({ source: 'ocsp', answer: 'unavailable', url: entry?.url.href, serialNumber: entry?.serialNumber, reason, verifyError: 'REVOCATION_UNAVAILABLE' },
