@@ -4,6 +4,8 @@ import fastifyPassport from '@fastify/passport'
 import fastifySecureSession from '@fastify/secure-session'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { Strategy as ClientCertStrategy } from 'passport-client-cert'
 import fastifyClientCert from '../../dist/esm/index.js'
 
@@ -38,6 +40,37 @@ function pluginRoutes (app) {
   app.get('/', async function withPlugin (request) {
     return { user: request.clientCert.commonName }
   })
+}
+
+/**
+ * The revocation row's CRL distribution point or OCSP responder: a node:http server on 127.0.0.1, in the server's
+ * own process, answering every request with one file (made by lib/certs.js). The plugin fetches it once, for
+ * its first request, and uses the cached verdict from then on; closed with the app.
+ * @returns {Promise<string>} its URL
+ */
+async function revocationServer (app, file, type) {
+  const body = readFileSync(file)
+  const server = createServer(function serveVerdict (request, response) {
+    request.resume()
+    request.on('end', () => response.writeHead(200, { 'content-type': type, 'content-length': body.length }).end(body))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  app.addHook('onClose', function closeRevocationServer (_app, done) {
+    server.closeAllConnections()
+    server.close(() => done())
+  })
+  return `http://127.0.0.1:${server.address().port}/`
+}
+
+/** `revocation` for the plugin: distribution points from `options.crlPath`, OCSP from `options.ocspResponsePath`. */
+async function revocationOptions (app, options) {
+  if (options.crlPath !== undefined) {
+    return { distributionPoints: { urls: [await revocationServer(app, options.crlPath, 'application/pkix-crl')] } }
+  }
+  if (options.ocspResponsePath !== undefined) {
+    return { ocsp: { url: await revocationServer(app, options.ocspResponsePath, 'application/ocsp-response'), nonce: false } }
+  }
+  return null
 }
 
 /**
@@ -87,7 +120,8 @@ async function passportRoutes (app) {
  * @param {string} variant `<transport>-<kind>`: transport tls | h2 | proxy (plain HTTP, behind a proxy); kind bare |
  *   control | plugin | hook | passport (hook and passport: tls only)
  * @param {object} certs `{ ca, server: { cert, key } }`
- * @param {object} [options] `{ cacheMax }` for proxy-plugin
+ * @param {object} [options] `{ cacheMax }` for proxy-plugin; `{ crlPath }` or `{ ocspResponsePath }` for tls-plugin (the
+ *   plugin with revocation, served from a local server)
  */
 export async function buildApp (variant, certs, options = {}) {
   const [transport, kind] = variant.split('-')
@@ -108,7 +142,8 @@ export async function buildApp (variant, certs, options = {}) {
     })
     pluginRoutes(app)
   } else if (kind === 'plugin') {
-    await app.register(fastifyClientCert)
+    const revocation = await revocationOptions(app, options)
+    await app.register(fastifyClientCert, revocation === null ? {} : { revocation })
     pluginRoutes(app)
   } else if (kind === 'hook') {
     handHookRoutes(app)

@@ -53,7 +53,11 @@ function httpRows (rows) {
   ])
 }
 
-const HTTP_HEADER = ['variant', 'req/s', '× bare req/s', 'server CPU µs/req', 'CPU µs/req vs bare', 'peak RSS', 'errors']
+// Ratios are to the suite's baseline: the bare route, or what `ratioTo` names (the revocation row: the plugin).
+function httpHeader (suite) {
+  const to = suite.ratioTo ?? 'bare'
+  return ['variant', 'req/s', `× ${to} req/s`, 'server CPU µs/req', `CPU µs/req vs ${to}`, 'peak RSS', 'errors']
+}
 
 function churnLines (c) {
   const q = (s) => s === null ? '—' : withSpread(s, rps)
@@ -84,7 +88,7 @@ export function textReport (results) {
       out.push(`  SKIPPED: ${suite.skipped}`)
       continue
     }
-    out.push(table(HTTP_HEADER, httpRows(summary.http.filter((r) => r.suite === suite.id))))
+    out.push(table(httpHeader(suite), httpRows(summary.http.filter((r) => r.suite === suite.id))))
   }
   if (summary.micro !== null) {
     out.push('', `Micro benchmarks (tinybench, ${results.micro.rounds.length} rounds; time per call: median [min–max] over rounds)`)
@@ -119,7 +123,7 @@ export function markdownReport (results) {
       out.push(`Skipped: ${suite.skipped}`, '')
       continue
     }
-    out.push(mdRow(HTTP_HEADER.slice(0, 6)), mdRow(HTTP_HEADER.slice(0, 6).map((_, i) => i === 0 ? '---' : '---:')))
+    out.push(mdRow(httpHeader(suite).slice(0, 6)), mdRow(httpHeader(suite).slice(0, 6).map((_, i) => i === 0 ? '---' : '---:')))
     for (const cells of httpRows(summary.http.filter((r) => r.suite === suite.id))) out.push(mdRow(cells.slice(0, 6)))
     out.push('')
   }

@@ -1,5 +1,5 @@
 // From rounds to figures: medians with their min–max spread, ratios taken pair by pair (each variant against
-// the baseline round of the same cycle), and the targets of issues 6 and 14.
+// the baseline round of the same cycle), and the targets of issues 6, 14 and 15.
 
 /** `{ median, min, max, n }` of the finite numbers in `values`, or null when there are none. */
 export function spread (values) {
@@ -88,6 +88,16 @@ export function evaluateTargets (summary) {
       unit: 'ns',
       pass: (v) => v <= 15_000,
       task: coldTaskName(preset)
+    })),
+    // Issue 15: a verdict once fetched costs (almost) nothing per request.
+    ...[['crl', 'CRL distribution point'], ['ocsp', 'OCSP']].map(([kind, what]) => ({
+      id: `revocation-${kind}`,
+      text: `cached revocation verdict (${what}): ≥ 0.98 × the plugin without revocation req/s`,
+      value: row(summary, 'revocation', `tls-plugin-${kind}`)?.rpsRatio ?? null,
+      unit: '×',
+      pass: (v) => v >= 0.98,
+      suite: 'revocation',
+      variant: `tls-plugin-${kind}`
     })),
     // Issue 15: a CRL of a million entries.
     { id: 'crl-stall', text: 'CRL of 1,000,000 entries: longest event-loop delay during RevocationList.load ≤ 50 ms (DER or PEM)', value: crl === null ? null : point(Math.max(crl.forms.der.maxEventLoopDelayMs, crl.forms.pem.maxEventLoopDelayMs)), unit: 'ms', pass: (v) => v <= 50 },
