@@ -269,8 +269,15 @@ export function peerAddress (socket: { remoteAddress?: string }, unixListener: b
 
 function badHeader (cause: unknown): Error {
   const error = new ClientCertBadHeaderError()
-  // The cause reaches the log (never the client): OpenSSL's or a codec's reason helps whoever set up the proxy.
-  error.cause = cause instanceof CertificateParseError ? cause : new CertificateParseError('not a valid X.509 certificate')
+  // The cause reaches the log (never the client): a codec's reason helps whoever set up the proxy. Every decoder
+  // throws CertificateParseError (the DER reader refuses what OpenSSL would refuse before OpenSSL is asked);
+  // anything else would be a bug, logged under a neutral cause, never echoed.
+  if (cause instanceof CertificateParseError) {
+    error.cause = cause
+    return error
+  }
+  /* c8 ignore next 3 */
+  error.cause = new CertificateParseError('not a valid X.509 certificate')
   return error
 }
 
