@@ -7,7 +7,7 @@ import { walkOf } from '../codecs/x509.js'
 import { linkedIssuers } from '../policy/chain.js'
 import { certificationPath } from '../policy/verdict.js'
 import { RevocationList } from './crl.js'
-import { fetchCrl, httpUrl, type FetchLimits, type Validators } from './fetch.js'
+import { dispatcherOption, fetchCrl, httpUrl, integerOption, isOptionObject, type FetchLimits, type Validators } from './fetch.js'
 import type { OcspOptions, RevocationOrder } from './ocsp.js'
 
 /**
@@ -59,20 +59,10 @@ export interface DistributionPointSettings extends FetchLimits {
 
 const optionKeys = new Set(['urls', 'refresh', 'timeout', 'maxBytes', 'dispatcher', 'mode'])
 
-function positiveInteger (value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new ClientCertInvalidOptionError(option, 'must be a positive integer')
-  return value
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /** `revocation.distributionPoints`, checked (and `revocation`'s keys); `null` when distribution points are off. */
 export function normalizeRevocation (value: unknown): DistributionPointSettings | null {
   if (value === undefined) return null
-  if (!isObject(value)) throw new ClientCertInvalidOptionError('revocation', 'must be { distributionPoints, ocsp, order }')
+  if (!isOptionObject(value)) throw new ClientCertInvalidOptionError('revocation', 'must be { distributionPoints, ocsp, order }')
   for (const key of Object.keys(value)) {
     if (key !== 'distributionPoints' && key !== 'ocsp' && key !== 'order') throw new ClientCertInvalidOptionError('revocation.' + key, 'is not a known option')
   }
@@ -80,7 +70,7 @@ export function normalizeRevocation (value: unknown): DistributionPointSettings 
   let points = value.distributionPoints
   if (points === undefined || points === false) return null
   if (points === true) points = {}
-  if (!isObject(points)) throw new ClientCertInvalidOptionError(option, 'must be true, false or { urls, refresh, timeout, maxBytes, dispatcher, mode }')
+  if (!isOptionObject(points)) throw new ClientCertInvalidOptionError(option, 'must be true, false or { urls, refresh, timeout, maxBytes, dispatcher, mode }')
   for (const key of Object.keys(points)) {
     if (!optionKeys.has(key)) throw new ClientCertInvalidOptionError(`${option}.${key}`, 'is not a known option')
   }
@@ -92,15 +82,13 @@ export function normalizeRevocation (value: unknown): DistributionPointSettings 
     return valid
   })
   if (mode !== 'strict' && mode !== 'soft-fail') throw new ClientCertInvalidOptionError(option + '.mode', "must be 'strict' or 'soft-fail'")
-  if (dispatcher !== undefined && (!isObject(dispatcher) || typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function')) {
-    throw new ClientCertInvalidOptionError(option + '.dispatcher', 'must be an undici Dispatcher (Agent, ProxyAgent, Pool)')
-  }
+  const checkedDispatcher = dispatcherOption(dispatcher, option + '.dispatcher')
   return {
     urls: parsed,
-    refresh: positiveInteger(points.refresh, option + '.refresh', 300_000),
-    timeout: positiveInteger(points.timeout, option + '.timeout', 5_000),
-    maxBytes: positiveInteger(points.maxBytes, option + '.maxBytes', 64 * 1024 * 1024),
-    dispatcher: dispatcher as Dispatcher | undefined,
+    refresh: integerOption(points.refresh, option + '.refresh', 300_000),
+    timeout: integerOption(points.timeout, option + '.timeout', 5_000),
+    maxBytes: integerOption(points.maxBytes, option + '.maxBytes', 64 * 1024 * 1024),
+    dispatcher: checkedDispatcher,
     mode
   }
 }

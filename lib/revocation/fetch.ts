@@ -1,5 +1,6 @@
 // Revocation sources over HTTP with undici: one bounded GET for CRL distribution points, one bounded POST for OCSP.
 import { request, type Dispatcher } from 'undici'
+import { ClientCertInvalidOptionError } from '../errors.js'
 
 /**
  * The URL a revocation source may be fetched from: `http:` or `https:` only (a certificate's `ldap:` or
@@ -15,6 +16,29 @@ export function httpUrl (text: string, base?: URL): URL | null {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return null
   if (url.username !== '' || url.password !== '') return null
   return url
+}
+
+// Option checks both sources (`revocation.distributionPoints`, `revocation.ocsp`) share; errors name the option.
+
+export function isOptionObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** A safe integer of at least `min` (1: positive, 0: non-negative), or `fallback` when absent. */
+export function integerOption (value: unknown, option: string, fallback: number, min = 1): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new ClientCertInvalidOptionError(option, min === 0 ? 'must be a non-negative integer' : 'must be a positive integer')
+  }
+  return value
+}
+
+/** An undici Dispatcher (anything with `dispatch()`), or undefined for undici's global one. */
+export function dispatcherOption (value: unknown, option: string): Dispatcher | undefined {
+  if (value !== undefined && (!isOptionObject(value) || typeof value.dispatch !== 'function')) {
+    throw new ClientCertInvalidOptionError(option, 'must be an undici Dispatcher (Agent, ProxyAgent, Pool)')
+  }
+  return value as Dispatcher | undefined
 }
 
 export interface FetchLimits {

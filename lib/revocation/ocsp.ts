@@ -5,7 +5,7 @@ import { ClientCertInvalidOptionError } from '../errors.js'
 import { certificationPath } from '../policy/verdict.js'
 import { linkedIssuers } from '../policy/chain.js'
 import { REVOCATION_PENDING } from './distribution-points.js'
-import { httpUrl, postOcsp, type FetchLimits } from './fetch.js'
+import { dispatcherOption, httpUrl, integerOption, isOptionObject, postOcsp, type FetchLimits } from './fetch.js'
 import { certIdOf, OcspResponseError, ocspRequest, readOcspResponse, responderOf, type CertId, type CertStatus } from './ocsp-codec.js'
 
 /**
@@ -61,18 +61,6 @@ export interface OcspSettings extends FetchLimits {
 
 const optionKeys = new Set(['mode', 'url', 'nonce', 'timeout', 'clockSkew', 'unknown', 'cacheTtl', 'maxBytes', 'dispatcher'])
 
-function integer (value: unknown, option: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new ClientCertInvalidOptionError(option, min === 0 ? 'must be a non-negative integer' : 'must be a positive integer')
-  }
-  return value
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /**
  * `revocation.ocsp` and `revocation.order`, checked; `null` when OCSP is off. `revocation` itself has been
  * checked by normalizeRevocation (an object or undefined).
@@ -89,7 +77,7 @@ export function normalizeOcsp (revocation: Record<string, unknown> | undefined):
   }
   if (!on) return null
   if (value === true) value = {}
-  if (!isObject(value)) throw new ClientCertInvalidOptionError(option, 'must be true, false or { mode, url, nonce, timeout, clockSkew, unknown, cacheTtl, maxBytes, dispatcher }')
+  if (!isOptionObject(value)) throw new ClientCertInvalidOptionError(option, 'must be true, false or { mode, url, nonce, timeout, clockSkew, unknown, cacheTtl, maxBytes, dispatcher }')
   for (const key of Object.keys(value)) {
     if (!optionKeys.has(key)) throw new ClientCertInvalidOptionError(`${option}.${key}`, 'is not a known option')
   }
@@ -99,19 +87,17 @@ export function normalizeOcsp (revocation: Record<string, unknown> | undefined):
   if (url !== undefined && responder === null) throw new ClientCertInvalidOptionError(option + '.url', 'must be an http(s) URL without credentials')
   if (typeof nonce !== 'boolean') throw new ClientCertInvalidOptionError(option + '.nonce', 'must be a boolean')
   if (unknown !== 'refuse' && unknown !== 'admit') throw new ClientCertInvalidOptionError(option + '.unknown', "must be 'refuse' or 'admit'")
-  if (dispatcher !== undefined && (!isObject(dispatcher) || typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function')) {
-    throw new ClientCertInvalidOptionError(option + '.dispatcher', 'must be an undici Dispatcher (Agent, ProxyAgent, Pool)')
-  }
+  const checkedDispatcher = dispatcherOption(dispatcher, option + '.dispatcher')
   return {
     mode,
     url: responder,
     nonce,
     unknown,
-    timeout: integer(value.timeout, option + '.timeout', 5_000, 1),
-    clockSkew: integer(value.clockSkew, option + '.clockSkew', 300_000, 0),
-    cacheTtl: integer(value.cacheTtl, option + '.cacheTtl', 3_600_000, 1),
-    maxBytes: integer(value.maxBytes, option + '.maxBytes', 1024 * 1024, 1),
-    dispatcher: dispatcher as Dispatcher | undefined,
+    timeout: integerOption(value.timeout, option + '.timeout', 5_000),
+    clockSkew: integerOption(value.clockSkew, option + '.clockSkew', 300_000, 0),
+    cacheTtl: integerOption(value.cacheTtl, option + '.cacheTtl', 3_600_000),
+    maxBytes: integerOption(value.maxBytes, option + '.maxBytes', 1024 * 1024),
+    dispatcher: checkedDispatcher,
     order: (order ?? 'ocsp-then-crl') as RevocationOrder
   }
 }
