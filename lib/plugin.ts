@@ -167,28 +167,28 @@ function serverAnchors (fastify: FastifyInstance, serverTrust: () => X509Certifi
 
 /**
  * Online revocation sources (CRLs from distribution points, OCSP): a changed answer bumps the generation as
- * `reload()` does, fetches start when a TLS handshake with a certificate TLS authorized completes, and stop when
- * the server closes.
+ * `reload()` does, fetches start when a TLS handshake with a certificate TLS authorized completes (one listener
+ * for every source: the peer certificate is built once per handshake), and stop when the server closes.
  */
-function startOnline<Source extends { prefetch: (leaf: X509Certificate) => void, close: () => void }> (
-  fastify: FastifyInstance,
-  state: State,
-  create: (log: FastifyInstance['log'], onChange: () => void) => Source
-): Source {
-  const source = create(fastify.log, function clientCertRevocationChanged () {
+function startOnline (fastify: FastifyInstance, state: State, anchors: () => X509Certificate[]): void {
+  const { distributionPoints, ocsp } = state.settings
+  const onChange = function clientCertRevocationChanged (): void {
     state.generation++
-  })
+  }
+  if (distributionPoints !== null) state.distributionPoints = new DistributionPoints(distributionPoints, fastify.log, onChange, anchors)
+  if (ocsp !== null) state.ocsp = new OcspClient(ocsp, fastify.log, onChange, anchors)
+  const sources = [state.distributionPoints, state.ocsp].filter((source) => source !== null)
   if (state.settings.mode !== 'proxy' && fastify.server instanceof TlsServer) {
     fastify.server.on('secureConnection', function clientCertPrefetchRevocation (socket: TLSSocket) {
       const certificate = socket.authorized ? socket.getPeerX509Certificate() : undefined
-      if (certificate !== undefined) source.prefetch(certificate)
+      if (certificate !== undefined) for (const source of sources) source.prefetch(certificate)
     })
   }
   fastify.addHook('onClose', function clientCertStopRevocationFetches (_instance, done) {
-    source.close()
+    for (const source of sources) source.close()
     done()
   })
-  return source
+  state.distributionPoints?.start()
 }
 
 async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptions): Promise<void> {
@@ -265,15 +265,7 @@ async function plugin (fastify: FastifyInstance, options: FastifyClientCertOptio
     return [...(anchors ?? []), ...serverCa]
   }
   if (settings.crl !== null) state.crl = await RevocationList.load(settings.crl, 'crl', trustOf(state.proxyCa))
-  if (settings.distributionPoints !== null || settings.ocsp !== null) {
-    const anchors = serverAnchors(fastify, () => trustOf(null))
-    if (settings.distributionPoints !== null) {
-      const points = startOnline(fastify, state, (log, onChange) => new DistributionPoints(settings.distributionPoints!, log, onChange, anchors))
-      points.start()
-      state.distributionPoints = points
-    }
-    if (settings.ocsp !== null) state.ocsp = startOnline(fastify, state, (log, onChange) => new OcspClient(settings.ocsp!, log, onChange, anchors))
-  }
+  if (settings.distributionPoints !== null || settings.ocsp !== null) startOnline(fastify, state, serverAnchors(fastify, () => trustOf(null)))
   // The tail of the reloads still in progress; null when the lists in force are the last ones asked for.
   let pendingReload: Promise<void> | null = null
 
